@@ -1,0 +1,11 @@
+"""shufflenet-deploy: ShuffleNet V1/V2 from PyTorch to phones, with proof that every artifact is right."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import SdeployError
+from .nets import get_arch, list_models
+from .zoo import create_model, load_model
+
+__all__ = ["SdeployError", "__version__", "create_model", "get_arch", "list_models", "load_model"]

@@ -1,0 +1,49 @@
+"""The one exception type that reaches users.
+
+Library code raises :class:`SdeployError` for every problem a user can fix
+(bad arch name, missing file, wrong checkpoint...).  The CLI prints its
+message as a single ``Error: ...`` line and exits with ``exit_code``; any
+other exception is a bug in sdeploy and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+USAGE_EXIT_CODE = 2
+
+
+class SdeployError(Exception):
+    """A problem with the user's input, environment or files."""
+
+    def __init__(self, message: str, exit_code: int = USAGE_EXIT_CODE):
+        # Messages must stay one line: the CLI contract is "one clear line".
+        super().__init__(" ".join(message.split("\n")))
+        self.exit_code = exit_code
+
+
+class MissingDependencyError(SdeployError):
+    """An optional converter or runtime package is not importable."""
+
+    def __init__(self, package: str, extra: str | None = None, purpose: str = ""):
+        hint = f'pip install "shufflenet-deploy[{extra}]"' if extra else f"pip install {package}"
+        what = f" (needed for {purpose})" if purpose else ""
+        super().__init__(f"the Python package '{package}' is not installed{what}; install it with: {hint}")
+        self.package = package
+
+
+def closest_names(name: str, choices: Iterable[str], limit: int = 3) -> list[str]:
+    """Names from ``choices`` that look like a typo of ``name``."""
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=limit, cutoff=0.5)
+    if close:
+        return close
+    # "v1_g3" or "x1_0" alone are not typos but prefixes/fragments: offer matches.
+    return [c for c in choices if name and name in c][:limit]
+
+
+def unknown_name_error(kind: str, name: str, choices: Iterable[str], list_hint: str) -> SdeployError:
+    close = closest_names(name, choices)
+    suggestion = f"did you mean {', '.join(close)}? " if close else ""
+    return SdeployError(f"unknown {kind} '{name}': {suggestion}{list_hint}")

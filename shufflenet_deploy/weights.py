@@ -1,0 +1,340 @@
+"""Weights: published checkpoints as data, their download, local checkpoints, seeded random init.
+
+Downloads go to torch hub's cache (``$TORCH_HOME/hub/checkpoints``) so files
+a user already fetched through torchvision are reused.  Every file is read
+with ``torch.load(weights_only=True)``: a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import SdeployError
+from .preprocess import InputContract, random_inputs
+from .progress import progress_bar, status
+
+#: Point downloads at a mirror holding the same file names (air-gapped sites, tests).
+MIRROR_ENV = "SDEPLOY_WEIGHTS_MIRROR"
+DOWNLOAD_TIMEOUT_S = 30
+_CHUNK = 1 << 16
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
+#: Top-level keys under which training scripts commonly nest the state_dict.
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model")
+#: Our own checkpoint format (written by ``sdeploy finetune``) carries everything an export needs.
+CHECKPOINT_FORMAT = "sdeploy-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A published checkpoint: where it lives and what it was trained to expect."""
+
+    url: str
+    contract: InputContract = InputContract()
+    num_classes: int = 1000
+    labels: str = "imagenet"
+    dataset: str = "ImageNet-1K"
+    top1: float | None = None
+    top5: float | None = None
+    recipe: str = ""
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """torch hub convention: ``name-<sha256 prefix>.pth``."""
+        match = _HASH_IN_NAME.search(self.filename)
+        return match.group(1) if match else None
+
+
+@dataclass
+class Checkpoint:
+    """A state_dict read from disk, with whatever metadata the file carried."""
+
+    path: Path
+    sha256: str
+    state_dict: dict[str, Tensor]
+    arch: str | None = None
+    labels: list[str] | None = None
+    contract: InputContract | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- download
+
+
+def cache_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_pretrained(weights: PretrainedWeights, progress: bool = True) -> Path:
+    """Path of the cached checkpoint, downloading it first if needed."""
+    dest = cache_dir() / weights.filename
+    if dest.exists():
+        if _hash_ok(file_sha256(dest), weights.hash_prefix):
+            return dest
+        status(f"cached {dest} fails its hash check; downloading it again", progress)
+    mirror = os.environ.get(MIRROR_ENV)
+    url = f"{mirror.rstrip('/')}/{weights.filename}" if mirror else weights.url
+    download(url, dest, weights.hash_prefix, progress)
+    return dest
+
+
+def download(url: str, dest: Path, hash_prefix: str | None, progress: bool = True) -> None:
+    """Download ``url`` to ``dest`` atomically: a partial or wrong file never lands in the cache."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    try:
+        digest = _download_to(url, partial, progress)
+        if not _hash_ok(digest, hash_prefix):
+            raise SdeployError(
+                f"downloaded file from {url} has sha256 {digest[:12]}..., expected {hash_prefix}...; "
+                "the file is corrupt or was replaced; nothing was cached, try again or pass --weights PATH"
+            )
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _download_to(url: str, path: Path, progress: bool) -> str:
+    offline_hint = "check your connection, or pass --weights PATH to a local copy, or --weights random"
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with progress_bar(total, f"Downloading {url.rsplit('/', 1)[-1]}", progress) as advance:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    advance(len(chunk))
+    except http.client.IncompleteRead as exc:
+        received += len(exc.partial)
+        raise SdeployError(f"download of {url} was interrupted after {received} bytes; {offline_hint}") from None
+    except urllib.error.HTTPError as exc:
+        raise SdeployError(f"could not download {url}: HTTP {exc.code} {exc.reason}; {offline_hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SdeployError(f"could not download {url} ({reason}); {offline_hint}") from None
+    if total and received != total:
+        raise SdeployError(f"download of {url} was interrupted after {received} of {total} bytes; {offline_hint}")
+    return digest.hexdigest()
+
+
+def _hash_ok(digest: str, prefix: str | None) -> bool:
+    return prefix is None or digest.startswith(prefix)
+
+
+# ---------------------------------------------------------------- local checkpoints
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint file safely and unwrap it to a plain state_dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise SdeployError(f"weights file not found: {path}; pass an existing checkpoint, --weights imagenet or --weights random")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files; all mean "cannot use this"
+        raise _load_error(path, exc) from None
+    state_dict, meta = _unwrap(obj, path)
+    checkpoint = Checkpoint(path=path, sha256=file_sha256(path), state_dict=state_dict)
+    if meta.get("format") == CHECKPOINT_FORMAT:
+        checkpoint.arch = meta.get("arch")
+        checkpoint.labels = list(meta["labels"]) if meta.get("labels") else None
+        checkpoint.contract = InputContract.from_dict(meta["contract"]) if meta.get("contract") else None
+        checkpoint.extra = {k: v for k, v in meta.items() if k not in ("state_dict", "labels", "contract")}
+    return checkpoint
+
+
+def _load_error(path: Path, exc: Exception) -> SdeployError:
+    if "Unsupported global" in str(exc):
+        return SdeployError(
+            f"{path} is a pickle that is not weights-only (loading it could run code), so it is refused; "
+            "re-save it from a trusted environment with torch.save(model.state_dict(), PATH)"
+        )
+    reason = str(exc).split("\n")[0][:120] or type(exc).__name__
+    return SdeployError(f"{path} is not a PyTorch checkpoint or is corrupt ({reason})")
+
+
+def _unwrap(obj: object, path: Path) -> tuple[dict[str, Tensor], dict]:
+    meta: dict = {}
+    if isinstance(obj, dict) and not _is_state_dict(obj):
+        nested = next((obj[k] for k in _NESTED_KEYS if isinstance(obj.get(k), dict)), None)
+        if nested is None:
+            keys = ", ".join(map(str, list(obj)[:5]))
+            raise SdeployError(f"{path} holds a dict without a state_dict (top-level keys: {keys})")
+        meta, obj = obj, nested
+    if not isinstance(obj, dict) or not _is_state_dict(obj):
+        raise SdeployError(f"{path} does not contain a state_dict of tensors (found {type(obj).__name__})")
+    # nn.DataParallel / DistributedDataParallel save every key with a "module." prefix.
+    state_dict = {k.removeprefix("module."): v for k, v in obj.items()}
+    return state_dict, meta
+
+
+def _is_state_dict(obj: dict) -> bool:
+    return bool(obj) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+
+
+def save_checkpoint(path: Path, state_dict: dict[str, Tensor], **meta) -> None:
+    """Write an sdeploy checkpoint (state_dict + arch, labels, contract...) atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, **meta}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- applying a state_dict
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line report of what does not fit."""
+    expected = model.state_dict()
+    state_dict = dict(state_dict)
+    for key in expected:
+        # Checkpoints from before PyTorch 0.4.1 have no BatchNorm step counters; they do not affect inference.
+        if key.endswith("num_batches_tracked"):
+            state_dict.setdefault(key, expected[key])
+    problems = describe_mismatch(expected, state_dict)
+    if problems:
+        raise SdeployError(f"{what}: {problems}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def describe_mismatch(expected: dict[str, Tensor], given: dict[str, Tensor], limit: int = 3) -> str:
+    """'' when keys and shapes agree, else a short list of the first differences."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [k for k in expected if k in given and given[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): " + ", ".join(f"{k} {_shape(expected[k])}" for k in missing[:limit]))
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(f"{k} {_shape(given[k])}" for k in unexpected[:limit]))
+    if wrong:
+        parts.append(
+            f"{len(wrong)} shape mismatch(es): "
+            + ", ".join(f"{k} checkpoint {_shape(given[k])} vs model {_shape(expected[k])}" for k in wrong[:limit])
+        )
+    return "; ".join(parts)
+
+
+def _shape(t: Tensor) -> str:
+    return "[" + ",".join(map(str, t.shape)) + "]"
+
+
+def state_dict_sha256(state_dict: dict[str, Tensor]) -> str:
+    """A hash of the weights themselves (names, dtypes, shapes, values), independent of file format."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- random weights
+
+
+def random_state_dict(model: nn.Module, contract: InputContract, seed: int = 0) -> dict[str, Tensor]:
+    """Seeded weights with realistic, non-trivial BatchNorm statistics, the same on every machine.
+
+    Weights come from NumPy's generator, which is reproducible across
+    platforms and torch versions.  BatchNorm running statistics are then
+    measured in one float64 forward pass over seeded synthetic images, so
+    every layer sees O(1) activations and the logits depend on the input, as
+    with trained weights.  The statistics, gammas and betas are all away from
+    0/1, so a converter that drops or mis-folds BatchNorm fails parity checks.
+    ``sdeploy verify`` rebuilds this exactly and checks its state hash.
+    """
+    rng = np.random.default_rng(seed)
+    values = {}
+    for key, tensor in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            values[key] = torch.zeros_like(tensor)
+        else:
+            values[key] = torch.from_numpy(_random_values(key, tuple(tensor.shape), rng)).to(tensor.dtype)
+    calibrated = copy.deepcopy(model).double()
+    calibrated.load_state_dict(values)
+    _calibrate_batchnorm(calibrated, contract.at_size(CALIBRATION_SIZE), seed)
+    return {key: value.to(values[key].dtype) for key, value in calibrated.state_dict().items()}
+
+
+CALIBRATION_SIZE = 224
+CALIBRATION_IMAGES = 8
+
+
+@torch.no_grad()
+def _calibrate_batchnorm(model: nn.Module, contract: InputContract, seed: int) -> None:
+    batchnorms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in batchnorms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: after one batch, running stats == batch stats
+    inputs = torch.from_numpy(random_inputs(CALIBRATION_IMAGES, contract, seed)).double()
+    model.train()
+    model(inputs)
+    model.eval()
+    _decorrelate_classifier(model, inputs)
+
+
+#: Spread of the random head's logits, about what trained ImageNet heads produce.
+TARGET_LOGIT_STD = 4.0
+
+
+@torch.no_grad()
+def _decorrelate_classifier(model: nn.Module, inputs: Tensor) -> None:
+    """Remove the input-independent part of the logits.
+
+    Pooled features of any network share a large common mean; a random
+    classifier maps it to the same top class for every image, making top-1
+    agreement meaningless.  Projecting the mean direction out of the weights
+    leaves logits driven by what differs between images.
+    """
+    classifier = model.get_submodule(model.classifier_key.rsplit(".", 1)[0])
+    captured = []
+    handle = classifier.register_forward_hook(lambda m, i, o: captured.append(i[0]))
+    try:
+        model(inputs)
+    finally:
+        handle.remove()
+    features = captured[0]
+    mean = features.mean(0)
+    weight = classifier.weight - torch.outer(classifier.weight @ mean, mean) / mean.dot(mean)
+    spread = ((features - mean) @ weight.T).std()
+    classifier.weight.copy_(weight * (TARGET_LOGIT_STD / spread))
+
+
+def _random_values(key: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if len(shape) >= 2:  # conv / linear weight: variance-preserving for ReLU networks
+        fan_in = int(np.prod(shape[1:]))
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+    if key.endswith("bias"):
+        return rng.normal(0.0, 0.2, shape)  # BatchNorm beta or linear bias
+    if key.endswith("weight"):
+        return rng.uniform(0.6, 1.4, shape)  # BatchNorm gamma
+    return np.zeros(shape)  # running statistics: measured by the calibration pass

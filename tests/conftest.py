@@ -1,0 +1,122 @@
+"""Shared test helpers: CLI invocation, a local HTTP server, temporary weights cache."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from shufflenet_deploy.cli import main
+
+# Parallel test workers share 2 cores: one thread each, or OpenMP spin-waiting slows some ops 40x.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the subprocesses tests start
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict | None = None) -> CliResult:
+    """Run ``sdeploy`` in-process (fast; monkeypatches apply)."""
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def run_sdeploy(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600) -> CliResult:
+    """Run the real ``sdeploy`` entry point in a subprocess (what users type)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "shufflenet_deploy", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, *fragments: str, code: int = 2) -> None:
+    """A user error: the expected exit code, one ``Error:`` line naming the problem, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+class FileServer:
+    """Serves in-memory files on 127.0.0.1; a file can be set to drop the connection half-way."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.truncated: set[str] = set()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server API)
+                name = self.path.lstrip("/")
+                server.requests.append(name)
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                body = server.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if name in server.truncated else body)
+                self.wfile.flush()
+                if name in server.truncated:
+                    self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server():
+    server = FileServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch hub cache, so no test sees (or pollutes) the user's."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def gray_image(tmp_path):
+    """A small image file, for commands that need one."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "gray.png"
+    Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(path)
+    return str(path)
