@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import SdeployError
+from .fsutil import atomic_path, file_sha256
 from .preprocess import InputContract, random_inputs
 from .progress import progress_bar, status
 
@@ -80,14 +81,6 @@ def cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_pretrained(weights: PretrainedWeights, progress: bool = True) -> Path:
     """Path of the cached checkpoint, downloading it first if needed."""
     dest = cache_dir() / weights.filename
@@ -104,17 +97,13 @@ def fetch_pretrained(weights: PretrainedWeights, progress: bool = True) -> Path:
 def download(url: str, dest: Path, hash_prefix: str | None, progress: bool = True) -> None:
     """Download ``url`` to ``dest`` atomically: a partial or wrong file never lands in the cache."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    try:
+    with atomic_path(dest) as partial:
         digest = _download_to(url, partial, progress)
         if not _hash_ok(digest, hash_prefix):
             raise SdeployError(
                 f"downloaded file from {url} has sha256 {digest[:12]}..., expected {hash_prefix}...; "
                 "the file is corrupt or was replaced; nothing was cached, try again or pass --weights PATH"
             )
-        os.replace(partial, dest)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _download_to(url: str, path: Path, progress: bool) -> str:
@@ -201,12 +190,8 @@ def _is_state_dict(obj: dict) -> bool:
 def save_checkpoint(path: Path, state_dict: dict[str, Tensor], **meta) -> None:
     """Write an sdeploy checkpoint (state_dict + arch, labels, contract...) atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, **meta}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- applying a state_dict

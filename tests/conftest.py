@@ -120,3 +120,39 @@ def gray_image(tmp_path):
     path = tmp_path / "gray.png"
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(path)
     return str(path)
+
+
+# ---------------------------------------------------------------- shared exports
+
+TEST_IMG_SIZE = 64  # small inputs keep CI fast; every code path is the same as at 224
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory, worker_id):
+    """``get(arch, targets, **options) -> export dir``: each distinct export runs once per test session.
+
+    The cache lives where every xdist worker sees it; a lock file makes a
+    second worker wait for the first one's export instead of repeating it.
+    """
+    import fcntl
+    import hashlib
+    import json
+
+    from shufflenet_deploy import export
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "export-cache"
+    root.mkdir(exist_ok=True)
+
+    def get(arch: str, targets: str = "all", weights: str = "random", img_size: int = TEST_IMG_SIZE, **options) -> Path:
+        key = json.dumps([arch, targets, weights, img_size, sorted(options.items())], default=str)
+        folder = root / f"{arch}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        with open(f"{folder}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "sdeploy.json").exists():
+                result = export(arch, targets, weights=weights, out=folder, img_size=img_size, progress=False, **options)
+                assert result.ok, result.to_dict()
+        return folder
+
+    return get
+

@@ -1,0 +1,128 @@
+"""NCNN: a traced TorchScript module converted by pnnx to ``.ncnn.param`` + ``.ncnn.bin``.
+
+pnnx's Python wrapper imports the Python code it generates, which fails for
+some module names, so the pnnx binary is called directly with every output
+path spelled out.  NCNN runs one image at a time (its Mat has no batch axis)
+and has no metadata fields: the manifest carries the blob names and contract.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+from ..errors import SdeployError
+from .base import Artifact, ExportContext, Target, TensorSpec
+
+PNNX_TIMEOUT_S = 600
+#: Files pnnx writes besides the ncnn pair, by the argument that names them.
+_INTERMEDIATES = {
+    "pnnxparam": ".pnnx.param",
+    "pnnxbin": ".pnnx.bin",
+    "pnnxpy": "_pnnx.py",
+    "pnnxonnx": ".pnnx.onnx",
+    "ncnnpy": "_ncnn.py",
+}
+
+
+class NcnnTarget(Target):
+    name = "ncnn"
+    requires = ("pnnx", "ncnn")
+    extra = "ncnn"
+    description = "NCNN model (.ncnn.param + .ncnn.bin) via pnnx"
+
+    def export(self, ctx: ExportContext) -> Artifact:
+        variant = "fp16" if ctx.options.half else ""
+        param, binary = ctx.file_name(".ncnn.param", variant), ctx.file_name(".ncnn.bin", variant)
+        work = ctx.staging / "pnnx"
+        work.mkdir()
+        traced = work / f"{ctx.arch}.pt"
+        example = torch.zeros(1, 3, ctx.img_size, ctx.img_size)
+        with torch.no_grad():
+            torch.jit.trace(ctx.model.eval(), example).save(str(traced))
+        _run_pnnx(traced, ctx, ctx.staging / param, ctx.staging / binary, work)
+        input_blob, output_blob = blob_names(ctx.staging / param)
+        layers = layer_counts(ctx.staging / param)
+
+        details = {"input_blob": input_blob, "output_blob": output_blob, "layers": layers, "fp16_weights": ctx.options.half}
+        notes = []
+        if ctx.options.keep_intermediate:
+            kept = ctx.file_name(".pnnx", variant)
+            work.rename(ctx.staging / kept)
+            details["intermediate_dir"] = kept
+        else:
+            shutil.rmtree(work)
+        if ctx.options.batch != 1 or ctx.options.dynamic_batch:
+            notes.append("ncnn runs one image per call; batch options do not apply")
+        return Artifact(
+            key="ncnn" + (f"-{variant}" if variant else ""),
+            target=self.name,
+            format="ncnn",
+            files=[param, binary],
+            extras=[details["intermediate_dir"]] if "intermediate_dir" in details else [],
+            precision="fp16" if ctx.options.half else "fp32",
+            inputs=[TensorSpec(input_blob, (1, 3, ctx.img_size, ctx.img_size))],
+            outputs=[TensorSpec(output_blob, (1, ctx.num_classes))],
+            exporter="torch.jit.trace + pnnx",
+            details=details,
+            notes=notes,
+        )
+
+
+def _run_pnnx(traced: Path, ctx: ExportContext, param: Path, binary: Path, work: Path) -> None:
+    import pnnx
+
+    size = ctx.img_size
+    stem = ctx.arch
+    command = [
+        pnnx.EXEC_PATH,
+        str(traced),
+        f"inputshape=[1,3,{size},{size}]f32",
+        f"fp16={1 if ctx.options.half else 0}",
+        f"ncnnparam={param}",
+        f"ncnnbin={binary}",
+        *(f"{arg}={work / (stem + suffix)}" for arg, suffix in _INTERMEDIATES.items()),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=PNNX_TIMEOUT_S, cwd=work)
+    except subprocess.TimeoutExpired:
+        raise SdeployError(f"pnnx did not finish within {PNNX_TIMEOUT_S}s") from None
+    if result.returncode != 0 or not param.exists() or not binary.exists():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SdeployError(f"pnnx failed (exit code {result.returncode}): {tail[0]}")
+
+
+def read_layers(param: Path) -> list[list[str]]:
+    """The layer lines of an ncnn .param file, split into fields (magic and count lines dropped)."""
+    lines = param.read_text().splitlines()
+    if not lines or lines[0].strip() != "7767517":
+        raise SdeployError(f"{param} is not an ncnn param file")
+    return [line.split() for line in lines[2:] if line.strip()]
+
+
+def blob_names(param: Path) -> tuple[str, str]:
+    """(input blob, output blob): the Input layer's top and the one blob no layer consumes."""
+    layers = read_layers(param)
+    produced, consumed = [], set()
+    input_blob = None
+    for fields in layers:
+        kind, n_in, n_out = fields[0], int(fields[2]), int(fields[3])
+        bottoms, tops = fields[4 : 4 + n_in], fields[4 + n_in : 4 + n_in + n_out]
+        consumed.update(bottoms)
+        produced.extend(tops)
+        if kind == "Input":
+            input_blob = tops[0]
+    outputs = [b for b in produced if b not in consumed]
+    if input_blob is None or len(outputs) != 1:
+        raise SdeployError(f"{param}: expected one Input layer and one output blob, found outputs {outputs}")
+    return input_blob, outputs[0]
+
+
+def layer_counts(param: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for fields in read_layers(param):
+        counts[fields[0]] = counts.get(fields[0], 0) + 1
+    return dict(sorted(counts.items()))
