@@ -4,9 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .bundle import bundle
 from .errors import SdeployError
 from .export import export
 from .nets import get_arch, list_models
+from .verify import verify
 from .zoo import create_model, load_model
 
-__all__ = ["SdeployError", "__version__", "create_model", "export", "get_arch", "list_models", "load_model"]
+__all__ = [
+    "SdeployError", "__version__", "bundle", "create_model", "export", "get_arch", "list_models", "load_model", "verify",
+]

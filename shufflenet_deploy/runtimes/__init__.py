@@ -23,9 +23,13 @@ RUNNERS = {
 FORMAT_RUNTIME = {"onnx": "onnxruntime", "torchscript-lite": "torchscript", "mlpackage": "coreml", "ncnn": "ncnn"}
 
 
-def runner_class(name: str) -> type[Runner]:
+def check_runtime_name(name: str) -> None:
     if name not in RUNNERS:
         raise unknown_name_error("runtime", name, RUNNERS, f"choose from {', '.join(RUNNERS)}")
+
+
+def runner_class(name: str) -> type[Runner]:
+    check_runtime_name(name)
     module, cls = RUNNERS[name]
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
@@ -37,4 +41,4 @@ def runtime_for(record: dict) -> str:
         raise SdeployError(f"no runtime runs artifacts of format '{record.get('format')}'") from None
 
 
-__all__ = ["FORMAT_RUNTIME", "RUNNERS", "Runner", "RuntimeUnavailable", "runner_class", "runtime_for"]
+__all__ = ["FORMAT_RUNTIME", "RUNNERS", "Runner", "RuntimeUnavailable", "check_runtime_name", "runner_class", "runtime_for"]

@@ -24,6 +24,7 @@ from .base import Artifact, ExportContext, Target, TensorSpec, example_batch
 
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
 MAX_DYNAMIC_BATCH = 64
+PROBABILITIES = "softmax"  # the MIL variable torch.export names after the aten op
 
 
 class ImageClassifier(nn.Module):
@@ -73,7 +74,7 @@ class CoreMLTarget(Target):
             inputs = [TensorSpec("image", (1, 3, size, size), "uint8", "image")]
             outputs = [
                 TensorSpec("classLabel", (1,), "string", "label"),
-                TensorSpec("classLabel_probs", (1, ctx.num_classes), "float32", "probabilities"),
+                TensorSpec("classLabel_probs", (ctx.num_classes,), "dict[string,double]", "probabilities"),
                 TensorSpec("logits", (1, ctx.num_classes)),
             ]
         else:
@@ -107,7 +108,10 @@ def _convert_classifier(ctx: ExportContext, ct):
     layout = ct.colorlayout.BGR if ctx.contract.color_order == "BGR" else ct.colorlayout.RGB
     image = ct.ImageType(name="image", shape=shape, scale=ctx.contract.scale, bias=[0.0, 0.0, 0.0], color_layout=layout)
     example = torch.rand(shape) * 255 * ctx.contract.scale
-    return _convert(wrapper, example, image, ctx, ct, classifier_config=ct.ClassifierConfig(list(ctx.labels)))
+    # With fp16 the last op is a cast of the logits, and coremltools would attach the classifier
+    # to it unless told which variable holds the probabilities.
+    config = ct.ClassifierConfig(list(ctx.labels), predicted_probabilities_output=PROBABILITIES)
+    return _convert(wrapper, example, image, ctx, ct, classifier_config=config)
 
 
 def _convert_tensor(ctx: ExportContext, ct, batch: int):

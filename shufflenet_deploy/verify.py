@@ -1,0 +1,249 @@
+"""``verify()``: numerical parity of every exported artifact with the eager PyTorch model.
+
+The reference is rebuilt from the manifest (arch, weights and their hash), and
+every runtime gets identical inputs: seeded synthetic images and, optionally,
+real images through the manifest's exact preprocessing.  Resized pixels are
+rounded to 8 bits, as an app feeds them, so image-input artifacts (Core ML)
+and tensor-input artifacts see exactly the same data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SdeployError
+from .manifest import check_artifact, manifest_contract, manifest_labels, read_manifest
+from .predict import predict_logits
+from .preprocess import InputContract, list_images, load_image, normalize, random_inputs, resize_and_crop
+from .runtimes import RuntimeUnavailable, check_runtime_name, runner_class, runtime_for
+from .zoo import load_model
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass thresholds; errors are relative to the reference's logit range unless ``atol`` is set."""
+
+    max_rel_error: float
+    min_cosine: float
+    atol: float | None = None
+
+
+DEFAULT_TOLERANCES = {
+    "fp32": Tolerance(max_rel_error=1e-4, min_cosine=0.99999),
+    "fp16": Tolerance(max_rel_error=3e-2, min_cosine=0.999),
+    "int8": Tolerance(max_rel_error=0.25, min_cosine=0.95),
+}
+
+
+@dataclass
+class VerifyInputs:
+    tensors: np.ndarray  # N x 3 x S x S, normalised
+    sources: list[str]  # "random:<i>" or the image path
+    targets: np.ndarray | None  # class index per input where the image folder names it, else -1
+
+
+@dataclass
+class RuntimeReport:
+    key: str
+    runtime: str
+    precision: str
+    status: str  # pass | fail | error | unavailable
+    description: str = ""
+    atol: float | None = None
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    min_cosine: float | None = None
+    top1_agreement: float | None = None
+    decisive_top1_agreement: float | None = None
+    top5_overlap: float | None = None
+    ms_per_inference: float | None = None
+    accuracy: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    export_dir: str
+    arch: str
+    weights: dict
+    samples: int
+    images: int
+    seed: int
+    reference: dict
+    runtimes: list[RuntimeReport] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.runtimes) and all(r.status == "pass" for r in self.runtimes)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def verify(
+    export_dir: str | Path,
+    *,
+    images: str | Path | None = None,
+    samples: int = 8,
+    seed: int = 0,
+    atol: float | None = None,
+    runtimes: list[str] | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> VerifyReport:
+    """Compare every artifact (or those of ``runtimes``) with eager PyTorch; see the module docstring."""
+    export_dir = Path(export_dir)
+    manifest = read_manifest(export_dir)
+    selected = _select_artifacts(manifest, runtimes)
+    contract = manifest_contract(manifest)
+    labels = manifest_labels(export_dir, manifest)
+    inputs = build_inputs(contract, labels, samples, seed, images)
+    reference_model = rebuild_reference(manifest, progress)
+    started = time.perf_counter()
+    reference = predict_logits(reference_model, inputs.tensors)
+    reference_ms = (time.perf_counter() - started) * 1000 / len(inputs.tensors)
+
+    report = VerifyReport(
+        export_dir=str(export_dir), arch=manifest["arch"], weights=manifest["weights"],
+        samples=samples, images=len(inputs.sources) - samples, seed=seed,
+        reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets)},
+    )  # fmt: skip
+    for key, record in selected.items():
+        report.runtimes.append(_verify_artifact(export_dir, key, record, contract, inputs, reference, atol, threads))
+    return report
+
+
+def _select_artifacts(manifest: dict, runtimes: list[str] | None) -> dict[str, dict]:
+    artifacts = manifest["artifacts"]
+    if not runtimes:
+        return dict(artifacts)
+    for name in runtimes:
+        check_runtime_name(name)
+    selected = {k: r for k, r in artifacts.items() if runtime_for(r) in runtimes}
+    if not selected:
+        raise SdeployError(f"the export has no artifact for runtime(s) {', '.join(runtimes)} (has: {', '.join(artifacts)})")
+    return selected
+
+
+def build_inputs(contract: InputContract, labels: list[str], samples: int, seed: int, images: str | Path | None) -> VerifyInputs:
+    if samples < 0:
+        raise SdeployError(f"--samples must be 0 or more, got {samples}")
+    tensors = [random_inputs(samples, contract, seed)] if samples else []
+    sources = [f"random:{i}" for i in range(samples)]
+    targets = [-1] * samples
+    if images is not None:
+        paths = list_images(images)
+        if not paths:
+            raise SdeployError(f"no images found in {images} (looked for {', '.join(('.jpg', '.png', '...'))})")
+        index = {label: i for i, label in enumerate(labels)}
+        # 8-bit pixels after resizing, as an app feeds them (see the module docstring).
+        tensors.append(np.stack([normalize(np.rint(resize_and_crop(load_image(p), contract)), contract) for p in paths]))
+        sources += [str(p) for p in paths]
+        targets += [index.get(p.parent.name, -1) for p in paths]
+    if not sources:
+        raise SdeployError("nothing to verify with: use --samples N (N > 0) and/or --images DIR")
+    labelled = np.array(targets)
+    return VerifyInputs(np.concatenate(tensors), sources, labelled if (labelled >= 0).any() else None)
+
+
+def rebuild_reference(manifest: dict, progress: bool = True):
+    """The eager model the export was made from, checked against the recorded weights hash."""
+    weights = manifest["weights"]
+    choice = weights["location"] if weights["kind"] == "file" else weights["kind"]
+    loaded = load_model(manifest["arch"], choice, num_classes=manifest["num_classes"], seed=weights.get("seed") or 0,
+                        progress=progress)  # fmt: skip
+    if loaded.weights.state_sha256 != weights["state_sha256"]:
+        raise SdeployError(
+            f"the {weights['kind']} weights of {manifest['arch']} rebuilt here differ from the exported ones "
+            f"(state sha256 {loaded.weights.state_sha256[:12]}... vs {weights['state_sha256'][:12]}...); re-export on this machine"
+        )
+    return loaded.model
+
+
+def _verify_artifact(export_dir, key, record, contract, inputs, reference, atol, threads) -> RuntimeReport:
+    runtime = runtime_for(record)
+    report = RuntimeReport(key=key, runtime=runtime, precision=record["precision"], status="error")
+    problem = check_artifact(export_dir, key, record).problem
+    if problem:
+        report.error = problem
+        return report
+    try:
+        runner_type = runner_class(runtime)
+        runner_type.check_available()
+        runner = runner_type(export_dir, record, contract, threads)
+        report.description = runner.description
+        runner.run(inputs.tensors[:1])  # warm-up: first calls allocate and plan
+        started = time.perf_counter()
+        outputs = runner.run(inputs.tensors)
+        report.ms_per_inference = (time.perf_counter() - started) * 1000 / len(inputs.tensors)
+    except RuntimeUnavailable as exc:
+        report.status, report.error = "unavailable", f"not available: {exc}"
+        return report
+    except Exception as exc:  # a runtime that crashes on an artifact is a failed verification, with its reason
+        report.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return report
+    tolerance = DEFAULT_TOLERANCES.get(record["precision"], DEFAULT_TOLERANCES["fp32"])
+    _score(report, outputs, reference, tolerance, atol)
+    report.accuracy = accuracy(outputs, inputs.targets)
+    return report
+
+
+def _score(report: RuntimeReport, outputs: np.ndarray, reference: np.ndarray, tolerance: Tolerance, atol: float | None) -> None:
+    if outputs.shape != reference.shape:
+        report.error = f"output shape {outputs.shape} != reference {reference.shape}"
+        return
+    metrics = compare_logits(outputs, reference)
+    limit = atol if atol is not None else tolerance.max_rel_error * metrics["logit_range"]
+    report.atol = limit
+    report.max_abs_error = metrics["max_abs_error"]
+    report.max_rel_error = metrics["max_rel_error"]
+    report.min_cosine = metrics["min_cosine"]
+    report.top1_agreement = metrics["top1_agreement"]
+    report.top5_overlap = metrics["top5_overlap"]
+    report.decisive_top1_agreement = decisive_top1(outputs, reference, 2 * limit)
+    passed = (
+        report.max_abs_error <= limit
+        and report.min_cosine >= tolerance.min_cosine
+        and report.decisive_top1_agreement == 1.0
+    )
+    report.status = "pass" if passed else "fail"
+
+
+def compare_logits(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    outputs, reference = outputs.astype(np.float64), reference.astype(np.float64)
+    diff = np.abs(outputs - reference)
+    logit_range = float(reference.max() - reference.min()) or 1.0
+    cosine = (outputs * reference).sum(1) / (np.linalg.norm(outputs, axis=1) * np.linalg.norm(reference, axis=1) + 1e-30)
+    top5 = np.argsort(-outputs, axis=1)[:, :5]
+    top5_ref = np.argsort(-reference, axis=1)[:, :5]
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, top5_ref, strict=True)])
+    return {
+        "max_abs_error": float(diff.max()),
+        "logit_range": logit_range,
+        "max_rel_error": float(diff.max() / logit_range),
+        "min_cosine": float(cosine.min()),
+        "top1_agreement": float((outputs.argmax(1) == reference.argmax(1)).mean()),
+        "top5_overlap": float(overlap),
+    }
+
+
+def decisive_top1(outputs: np.ndarray, reference: np.ndarray, margin: float) -> float:
+    """Top-1 agreement over inputs whose reference top-2 gap exceeds ``margin`` (near-ties may flip legitimately)."""
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) > margin
+    if not decisive.any():
+        return 1.0
+    return float((outputs.argmax(1)[decisive] == reference.argmax(1)[decisive]).mean())
+
+
+def accuracy(logits: np.ndarray, targets: np.ndarray | None) -> float | None:
+    if targets is None:
+        return None
+    labelled = targets >= 0
+    return float((logits[labelled].argmax(1) == targets[labelled]).mean())
