@@ -31,8 +31,9 @@ from .manifest import (
     same_model,
     write_manifest,
 )
-from .progress import Task
+from .progress import Task, status
 from .targets import TARGETS, Artifact, ExportContext, ExportOptions, parse_targets
+from .targets.quantize import Calibration, load_calibration
 from .zoo import LoadedModel, load_model
 
 FAMILY_NAMES = {"v1": "ShuffleNet V1", "v2": "ShuffleNet V2"}
@@ -42,7 +43,7 @@ DEFAULT_EXPORT_ROOT = Path("exports")
 @dataclass
 class TargetResult:
     target: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed" or "skipped" (the target cannot honour the options, e.g. int8 on ncnn)
     seconds: float
     key: str | None = None
     path: str | None = None
@@ -65,7 +66,8 @@ class ExportResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "ok" for r in self.results)
+        """No target failed (a skipped target is not a failure: its note says why)."""
+        return all(r.status != "failed" for r in self.results)
 
     def to_dict(self) -> dict:
         return {
@@ -95,20 +97,28 @@ def export(
 
     ``options`` are the fields of :class:`~shufflenet_deploy.targets.ExportOptions`
     (batch, dynamic_batch, half, opset, bytecode_version, precision, min_ios,
-    coreml_mode, keep_intermediate, author, license).  Raises ``SdeployError``
-    for bad input; a target that fails is reported in the result instead.
+    coreml_mode, keep_intermediate, author, license, quantize, calib,
+    calib_samples).  Raises ``SdeployError`` for bad input; a target that fails
+    is reported in the result instead, and one that cannot export int8 is
+    skipped with a note.
     """
     names = parse_targets(targets)
     export_options = ExportOptions(**options)
     export_options.validate()
+    skipped = _int8_skips(names, export_options)
     loaded = load_model(arch, weights, num_classes=num_classes, seed=seed, img_size=img_size, progress=progress)
     export_dir = Path(out) if out is not None else DEFAULT_EXPORT_ROOT / loaded.arch.name
+    calibration = _calibration(names, skipped, export_options, loaded, progress)
     prepare_out_dir(export_dir)
     class_labels = read_labels_file(labels, loaded.weights.num_classes) if labels else loaded.weights.labels
     metadata = build_metadata(loaded, class_labels, export_options)
 
     results, records = [], {}
     for index, name in enumerate(names, start=1):
+        if name in skipped:
+            results.append(TargetResult(name, "skipped", 0.0, notes=[skipped[name]]))
+            status(f"[{index}/{len(names)}] {name}: skipped, no int8 export (see the notes)", enabled=progress)
+            continue
         task = Task(f"[{index}/{len(names)}] {name}", enabled=progress)
         ctx = ExportContext(
             model=loaded.model,
@@ -118,6 +128,7 @@ def export(
             options=export_options,
             metadata=metadata,
             staging=export_dir / f".sdeploy-staging-{name}-{os.getpid()}",
+            calibration=calibration,
         )
         result, record = _export_target(name, ctx, export_dir, task, verbose)
         results.append(result)
@@ -126,8 +137,37 @@ def export(
     manifest, manifest_path, notes = None, None, []
     if records:
         manifest, notes = _merged_manifest(export_dir, loaded, class_labels, records)
+        if skipped:
+            manifest["notes"] = [f"{name}: {reason}" for name, reason in skipped.items()]
         manifest_path = write_manifest(export_dir, manifest)
     return ExportResult(export_dir, manifest_path, manifest, results, notes)
+
+
+def _int8_skips(names: list[str], options: ExportOptions) -> dict[str, str]:
+    """Targets that cannot export int8, with the reason; checks --calib before any slow work starts."""
+    if not options.int8:
+        return {}
+    skipped = {name: TARGETS[name].int8_unavailable for name in names if TARGETS[name].int8_unavailable}
+    if len(skipped) == len(names):
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise SdeployError(f"--quantize int8: no chosen target can export int8 ({reasons})")
+    calibrating = [name for name in names if name not in skipped and TARGETS[name].int8_calibrates]
+    if calibrating and options.calib is None:
+        raise SdeployError(
+            f"--quantize int8 for {', '.join(calibrating)} needs calibration images: pass --calib DIR "
+            "(a folder of typical input images, any layout)"
+        )
+    return skipped
+
+
+def _calibration(names, skipped, options: ExportOptions, loaded: LoadedModel, progress: bool) -> Calibration | None:
+    """Calibration tensors, loaded once for every target that quantizes activations."""
+    if not options.int8 or not any(TARGETS[name].int8_calibrates for name in names if name not in skipped):
+        return None
+    with Task("calibration images", enabled=progress) as task:
+        calibration = load_calibration(options.calib, loaded.weights.contract, options.calib_samples)
+        task.done(f"{calibration.count} of {calibration.images_found} from {options.calib}")
+    return calibration
 
 
 def prepare_out_dir(export_dir: Path) -> None:
@@ -255,4 +295,3 @@ def _merged_manifest(export_dir: Path, loaded: LoadedModel, labels: list[str], r
             f"({', '.join(old['artifacts'])}) are no longer listed"
         )
     return manifest, notes
-

@@ -34,7 +34,10 @@ class Tolerance:
 
 DEFAULT_TOLERANCES = {
     "fp32": Tolerance(max_rel_error=1e-4, min_cosine=0.99999),
-    "fp16": Tolerance(max_rel_error=3e-2, min_cosine=0.999),
+    # fp16 cosine: seeded random weights at 224 measure 0.995-0.999 (their pooled features differ
+    # little between images, and the head scales that difference up); a conversion bug such as a
+    # dropped BatchNorm or swapped outputs scores far below 0.99.
+    "fp16": Tolerance(max_rel_error=3e-2, min_cosine=0.99),
     "int8": Tolerance(max_rel_error=0.25, min_cosine=0.95),
 }
 

@@ -353,3 +353,14 @@ def test_every_export_option_is_in_help():
                    "--opset", "--num-classes", "--labels", "--quiet", "--json", "--bytecode-version", "--precision",
                    "--min-ios", "--coreml-mode", "--keep-intermediate", "--seed", "--author", "--license", "--verbose"):
         assert option in text, option
+
+
+def test_a_relative_out_directory_works_for_every_target(tmp_path, monkeypatch):
+    # pnnx runs in its own working folder: relative paths handed to it once broke the ncnn export.
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("export", "--arch", "v2_x0_5", "--target", "ncnn,onnx", "--weights", "random", "--img-size", "48",
+                     "--out", "exports/rel", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(tmp_path / "exports" / "rel")
+    assert set(manifest["artifacts"]) == {"ncnn", "onnx"}
+    assert (tmp_path / "exports" / "rel" / manifest["artifacts"]["ncnn"]["path"]).is_file()

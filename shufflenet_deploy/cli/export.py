@@ -10,6 +10,7 @@ from ..export import export
 from ..preprocess import check_img_size
 from ..tables import format_table, human_bytes
 from ..targets.base import CORE_ML_MIN_IOS, DEFAULT_OPSET
+from ..targets.quantize import DEFAULT_CALIB_SAMPLES, QUANTIZE_CHOICES
 from .common import echo_json, main, weights_options
 
 
@@ -34,6 +35,13 @@ from .common import echo_json, main, weights_options
               help="Core ML minimum deployment target.")
 @click.option("--coreml-mode", type=click.Choice(["classifier", "tensor"]), default="classifier", show_default=True,
               help="classifier: image in, classLabel + probabilities out; tensor: normalised tensor in, logits out.")
+@click.option("--quantize", type=click.Choice(list(QUANTIZE_CHOICES)), default="none", show_default=True,
+              help="int8: static int8 ONNX (needs --calib) and int8-weight Core ML (iOS 16+); "
+                   "ncnn and torchscript are skipped with a note.")
+@click.option("--calib", type=click.Path(), default=None, metavar="DIR",
+              help="Calibration images for --quantize int8: typical inputs in any folder tree (a few hundred).")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=DEFAULT_CALIB_SAMPLES, show_default=True,
+              help="Use at most this many --calib images, spread evenly over the sorted folder tree.")
 @click.option("--keep-intermediate", is_flag=True, help="Keep pnnx's intermediate files (in <arch>.pnnx/).")
 @click.option("--author", default="shufflenet-deploy", show_default=True, help="Author written into artifact metadata.")
 @click.option("--license", "license_", default=None, help="License written into artifact metadata (default: the weights').")
@@ -41,11 +49,14 @@ from .common import echo_json, main, weights_options
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the converters' own output.")
 def export_command(arch, targets, weights, num_classes, seed, labels, out, img_size, batch, dynamic_batch, half, opset,
-                   bytecode_version, precision, min_ios, coreml_mode, keep_intermediate, author, license_, quiet,
-                   as_json, verbose) -> None:  # fmt: skip
+                   bytecode_version, precision, min_ios, coreml_mode, quantize, calib, calib_samples, keep_intermediate,
+                   author, license_, quiet, as_json, verbose) -> None:  # fmt: skip
     """Export an architecture to ONNX, TorchScript Mobile, Core ML and/or NCNN, with a manifest.
 
-    Example: sdeploy export --arch v2_x0_5 --target coreml
+    \b
+    Examples:
+      sdeploy export --arch v2_x0_5 --target coreml
+      sdeploy export --arch v2_x0_5 --target onnx,coreml --quantize int8 --calib images/
     """
     if img_size is not None:
         check_img_size(img_size)
@@ -53,13 +64,14 @@ def export_command(arch, targets, weights, num_classes, seed, labels, out, img_s
         arch, targets, weights=weights, out=out, img_size=img_size, num_classes=num_classes, labels=labels,
         seed=seed, progress=not quiet, verbose=verbose, batch=batch, dynamic_batch=dynamic_batch, half=half,
         opset=opset, bytecode_version=bytecode_version, precision=precision, min_ios=min_ios,
-        coreml_mode=coreml_mode, keep_intermediate=keep_intermediate, author=author, license=license_,
+        coreml_mode=coreml_mode, quantize=quantize, calib=calib, calib_samples=calib_samples,
+        keep_intermediate=keep_intermediate, author=author, license=license_,
     )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
     elif not quiet:
         click.echo(_export_summary(result))
-    for failure in (r for r in result.results if r.status != "ok"):
+    for failure in (r for r in result.results if r.status == "failed"):
         if quiet or as_json:
             click.echo(f"Error: {failure.target}: {failure.error}", err=True)
     if not result.ok:

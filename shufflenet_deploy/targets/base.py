@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import MissingDependencyError, SdeployError
 from ..preprocess import InputContract
+from .quantize import DEFAULT_CALIB_SAMPLES, INT8_MIN_OPSET, QUANTIZE_CHOICES, Calibration, calibration_images
 
 DEFAULT_OPSET = 18
 CORE_ML_MIN_IOS = ("15", "16", "17", "18")
@@ -40,6 +41,13 @@ class ExportOptions:
     keep_intermediate: bool = False
     author: str = "shufflenet-deploy"
     license: str | None = None  # default: from the weights' source
+    quantize: str = "none"  # or "int8"
+    calib: str | Path | None = None  # calibration image folder (activation-quantizing targets)
+    calib_samples: int = DEFAULT_CALIB_SAMPLES
+
+    @property
+    def int8(self) -> bool:
+        return self.quantize == "int8"
 
     def validate(self) -> None:
         if self.batch < 1:
@@ -54,6 +62,25 @@ class ExportOptions:
             raise SdeployError(f"--coreml-mode must be classifier or tensor, got {self.coreml_mode}")
         if self.bytecode_version is not None and self.bytecode_version < 4:
             raise SdeployError(f"--bytecode-version must be 4 or more, got {self.bytecode_version}")
+        self._validate_quantization()
+
+    def _validate_quantization(self) -> None:
+        if self.quantize not in QUANTIZE_CHOICES:
+            raise SdeployError(f"--quantize must be none or int8, got {self.quantize}")
+        if self.calib_samples < 1:
+            raise SdeployError(f"--calib-samples must be at least 1, got {self.calib_samples}")
+        if not self.int8:
+            if self.calib is not None:
+                raise SdeployError("--calib is only used with --quantize int8; add --quantize int8 or drop --calib")
+            return
+        if self.half:
+            raise SdeployError("--half and --quantize int8 exclude each other: choose fp16 or int8")
+        if self.opset < INT8_MIN_OPSET:
+            raise SdeployError(
+                f"--quantize int8 needs --opset {INT8_MIN_OPSET} or newer (per-channel int8 weights), got {self.opset}"
+            )
+        if self.calib is not None:
+            calibration_images(self.calib)  # fail before the model is built, not after
 
 
 def max_onnx_opset() -> int:
@@ -101,6 +128,7 @@ class ExportContext:
     options: ExportOptions
     metadata: dict[str, str]
     staging: Path
+    calibration: Calibration | None = None  # loaded when --quantize int8 and a target calibrates
 
     @property
     def num_classes(self) -> int:
@@ -126,6 +154,10 @@ class Target(abc.ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: Why this target cannot export int8 (None: it can); with --quantize int8 it is skipped with this note.
+    int8_unavailable: ClassVar[str | None] = None
+    #: Whether its int8 export quantizes activations, which needs calibration images (--calib).
+    int8_calibrates: ClassVar[bool] = False
 
     def check_dependencies(self) -> None:
         for module in self.requires:

@@ -8,6 +8,11 @@ std values).  A ClassifierConfig turns the softmax into ``classLabel`` plus a
 probabilities dictionary; the raw ``logits`` stay available as an extra
 output for parity checks.  Tensor mode takes the normalised NCHW tensor and
 returns logits, like the other targets.
+
+``--quantize int8`` stores the weights as int8 (per output channel,
+symmetric) that Core ML expands when it loads the model; activations keep the
+compute precision.  int8 weights need iOS 16, so an int8 export raises a lower
+``--min-ios`` to 16 and says so in a note.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from .base import Artifact, ExportContext, Target, TensorSpec, example_batch
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
 MAX_DYNAMIC_BATCH = 64
 PROBABILITIES = "softmax"  # the MIL variable torch.export names after the aten op
+#: ML Programs can store compressed (constexpr) weights from iOS 16 on.
+INT8_MIN_IOS = "16"
+WEIGHT_QUANTIZER = "compression::linear_quantize_weights"
+#: Weights with fewer values stay float (coremltools' default): mostly depthwise kernels, little of the size.
+INT8_WEIGHT_THRESHOLD = 2048
 
 
 class ImageClassifier(nn.Module):
@@ -60,7 +70,7 @@ class CoreMLTarget(Target):
             mlmodel = _convert_classifier(ctx, ct) if classifier else _convert_tensor(ctx, ct, batch)
             mlmodel = _finalize(mlmodel, ctx, classifier, ct)
 
-        variant = "-".join(v for v in ("tensor" if not classifier else "", "fp32" if options.precision == "fp32" else "") if v)
+        variant = _variant(options)
         name = ctx.file_name(".mlpackage", variant)
         mlmodel.save(str(ctx.staging / name))
 
@@ -69,6 +79,8 @@ class CoreMLTarget(Target):
             notes.append("Core ML classifier models take one image; batch options apply to --coreml-mode tensor")
         if options.half and options.precision == "fp32":
             notes.append("--precision fp32 wins over --half for coreml")
+        if options.int8:
+            notes += _int8_notes(options)
         size = ctx.img_size
         if classifier:
             inputs = [TensorSpec("image", (1, 3, size, size), "uint8", "image")]
@@ -86,20 +98,71 @@ class CoreMLTarget(Target):
             target=self.name,
             format="mlpackage",
             files=[name],
-            precision=options.precision,
+            precision="int8" if options.int8 else options.precision,
             inputs=inputs,
             outputs=outputs,
-            exporter="torch.export + coremltools.convert(mlprogram)",
+            exporter=_exporter(options),
             details={
                 "mode": options.coreml_mode,
-                "minimum_deployment_target": f"iOS{options.min_ios}",
+                "minimum_deployment_target": f"iOS{deployment_target(options)}",
                 "compute_precision": options.precision,
                 "image_scale": ctx.contract.scale if classifier else None,
                 "color_layout": ctx.contract.color_order if classifier else None,
                 "normalization": "per-channel mean/std inside the model" if classifier else "caller normalises",
+                **({"quantization": _int8_details(mlmodel.get_spec(), options)} if options.int8 else {}),
             },
             notes=notes,
         )
+
+
+def _exporter(options) -> str:
+    steps = "torch.export + coremltools.convert(mlprogram)"
+    return f"{steps} + {WEIGHT_QUANTIZER}" if options.int8 else steps
+
+
+def _variant(options) -> str:
+    """The key and file-name suffix: ``tensor``, ``fp32`` and ``int8`` where they apply, e.g. ``tensor-int8``."""
+    parts = (
+        "tensor" if options.coreml_mode == "tensor" else "",
+        "fp32" if options.precision == "fp32" else "",
+        "int8" if options.int8 else "",
+    )
+    return "-".join(part for part in parts if part)
+
+
+def deployment_target(options) -> str:
+    """The minimum iOS the artifact is built for: --min-ios, raised to 16 for int8 weights."""
+    if options.int8 and int(options.min_ios) < int(INT8_MIN_IOS):
+        return INT8_MIN_IOS
+    return options.min_ios
+
+
+def _int8_weights_config():
+    """Symmetric int8, one scale per output channel."""
+    import coremltools.optimize.coreml as cto
+
+    config = cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD
+    )
+    return cto.OptimizationConfig(global_config=config)
+
+
+def _int8_notes(options) -> list[str]:
+    if deployment_target(options) == options.min_ios:
+        return []
+    raised = f"iOS{options.min_ios} to iOS{INT8_MIN_IOS}"
+    return [f"int8 weights need iOS {INT8_MIN_IOS}+: minimum deployment target raised from {raised}"]
+
+
+def _int8_details(spec, options) -> dict:
+    function = spec.mlProgram.functions["main"]
+    ops = [op.type for op in function.block_specializations[function.opset].operations]
+    return {
+        "weights": "int8, per-channel, symmetric (linear_symmetric)",
+        "activations": f"{options.precision} (not quantized)",
+        "weight_threshold": INT8_WEIGHT_THRESHOLD,
+        "dequantize_ops": {t: ops.count(t) for t in sorted(set(ops)) if t.startswith("constexpr_")},
+    }
 
 
 def _convert_classifier(ctx: ExportContext, ct):
@@ -126,20 +189,36 @@ def _convert_tensor(ctx: ExportContext, ct, batch: int):
 
 
 def _convert(module: nn.Module, example: torch.Tensor, input_type, ctx: ExportContext, ct, **kwargs):
+    options = ctx.options
     dynamic = None
-    if ctx.options.dynamic_batch and ctx.options.coreml_mode == "tensor":
+    if options.dynamic_batch and options.coreml_mode == "tensor":
         dynamic = ({0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)},)
     # Tracing fails on these networks with current coremltools; torch.export is its supported path.
     program = torch.export.export(module, (example,), dynamic_shapes=dynamic).run_decompositions({})
-    precision = ct.precision.FLOAT16 if ctx.options.precision == "fp16" else ct.precision.FLOAT32
+    target = getattr(ct.target, f"iOS{deployment_target(options)}")
+    # Two steps: torch -> MIL program in fp32, then fp16, int8 weights, classifier and packaging.  In one
+    # step, fp16 with an iOS16+ target types the outputs as fp16 and coremltools then fails on the
+    # classifier's extra outputs (IndexError in get_func_output); the fp32 first step leaves them untyped.
+    mil = ct.convert(program, inputs=[input_type], convert_to="milinternal", compute_precision=ct.precision.FLOAT32,
+                     minimum_deployment_target=target)  # fmt: skip
     return ct.convert(
-        program,
-        inputs=[input_type],
+        mil,
         convert_to="mlprogram",
-        compute_precision=precision,
-        minimum_deployment_target=getattr(ct.target, f"iOS{ctx.options.min_ios}"),
+        compute_precision=ct.precision.FLOAT16 if options.precision == "fp16" else ct.precision.FLOAT32,
+        minimum_deployment_target=target,
+        pass_pipeline=_pass_pipeline(options, ct),
         **kwargs,
     )
+
+
+def _pass_pipeline(options, ct):
+    pipeline = ct.PassPipeline.DEFAULT
+    if options.int8:
+        # Quantizing during the conversion, not the saved model: coremltools cannot reload a saved
+        # fp16 classifier for linear_quantize_weights (its class-label list fails to re-serialise).
+        pipeline.append_pass(WEIGHT_QUANTIZER)
+        pipeline.set_options(WEIGHT_QUANTIZER, {"config": _int8_weights_config()})
+    return pipeline
 
 
 def _finalize(mlmodel, ctx: ExportContext, classifier: bool, ct):

@@ -4,6 +4,10 @@ pnnx's Python wrapper imports the Python code it generates, which fails for
 some module names, so the pnnx binary is called directly with every output
 path spelled out.  NCNN runs one image at a time (its Mat has no batch axis)
 and has no metadata fields: the manifest carries the blob names and contract.
+
+int8 is not offered: ncnn quantizes with its ``ncnn2table`` (calibration) and
+``ncnn2int8`` tools, which only an ncnn source build provides; the ncnn and
+pnnx wheels ship neither, nor a Python API for them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class NcnnTarget(Target):
     requires = ("pnnx", "ncnn")
     extra = "ncnn"
     description = "NCNN model (.ncnn.param + .ncnn.bin) via pnnx"
+    int8_unavailable = (
+        "ncnn int8 needs ncnn2table/ncnn2int8 from an ncnn source build (not in the ncnn/pnnx wheels); "
+        "export ncnn without --quantize for fp32, or with --half for fp16"
+    )
 
     def export(self, ctx: ExportContext) -> Artifact:
         variant = "fp16" if ctx.options.half else ""
@@ -75,6 +83,8 @@ class NcnnTarget(Target):
 def _run_pnnx(traced: Path, ctx: ExportContext, param: Path, binary: Path, work: Path) -> None:
     import pnnx
 
+    # pnnx runs inside ``work`` (it drops stray files into its cwd), so every path must be absolute.
+    traced, param, binary, work = (p.resolve() for p in (traced, param, binary, work))
     size = ctx.img_size
     stem = ctx.arch
     command = [

@@ -1,4 +1,8 @@
-"""ONNX: torch.export-based exporter (TorchScript exporter below opset 18), onnxsim, checker, metadata."""
+"""ONNX: torch.export-based exporter (TorchScript exporter below opset 18), onnxsim, checker, metadata.
+
+``--half`` stores fp16 weights; ``--quantize int8`` quantizes the simplified
+fp32 graph statically with onnxruntime (see :mod:`.onnx_int8`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import torch
 
 from ..errors import SdeployError
 from .base import Artifact, ExportContext, Target, TensorSpec, batch_dim, example_batch
+from .onnx_int8 import quantize_int8
 
 #: The torch.export-based exporter emits opset 18 or newer; older runtimes need the TorchScript exporter.
 DYNAMO_MIN_OPSET = 18
@@ -19,6 +24,7 @@ class OnnxTarget(Target):
     requires = ("onnx", "onnxsim", "onnxscript", "onnxconverter_common")
     extra = "onnx"
     description = "ONNX model (.onnx), simplified with onnxsim"
+    int8_calibrates = True  # static int8: activation ranges come from calibration images
 
     def export(self, ctx: ExportContext) -> Artifact:
         import onnx
@@ -32,13 +38,16 @@ class OnnxTarget(Target):
         nodes_before = len(model.graph.node)
         model = _simplify(model, ctx)
         nodes_after = len(model.graph.node)
-        precision = "fp32"
+        precision, exporter, details = "fp32", exporter + " + onnxsim", {}
         if options.half:
-            model, precision = _to_fp16(model), "fp16"
+            model, precision, exporter = _to_fp16(model), "fp16", exporter + " + float16 (fp32 I/O)"
+        elif options.int8:
+            model, details["quantization"] = quantize_int8(model, ctx, INPUT_NAME)
+            precision, exporter = "int8", exporter + " + onnxruntime quantize_static (QDQ, fp32 I/O)"
         _set_metadata(model, ctx)
         onnx.checker.check_model(model, full_check=True)
 
-        variant = "fp16" if options.half else ""
+        variant = "" if precision == "fp32" else precision
         name = ctx.file_name(".onnx", variant)
         onnx.save(model, ctx.staging / name)
         batch = batch_dim(options)
@@ -50,13 +59,14 @@ class OnnxTarget(Target):
             precision=precision,
             inputs=[TensorSpec(INPUT_NAME, (batch, 3, ctx.img_size, ctx.img_size))],
             outputs=[TensorSpec(OUTPUT_NAME, (batch, ctx.num_classes))],
-            exporter=exporter + " + onnxsim" + (" + float16 (fp32 I/O)" if options.half else ""),
+            exporter=exporter,
             details={
                 "opset": options.opset,
                 "ir_version": model.ir_version,
                 "nodes_before_simplify": nodes_before,
                 "nodes_after_simplify": nodes_after,
                 "dynamic_batch": options.dynamic_batch,
+                **details,
             },
         )
 

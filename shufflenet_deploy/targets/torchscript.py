@@ -1,4 +1,9 @@
-"""TorchScript Mobile: a traced, optimised module saved for the lite interpreter (.ptl)."""
+"""TorchScript Mobile: a traced, optimised module saved for the lite interpreter (.ptl).
+
+int8 is not offered: PyTorch's int8 path for TorchScript (``torch.ao.quantization``
+eager/FX mode) is deprecated, and whether its quantized ops load in
+pytorch_android_lite 1.13 (the Android demo's runtime) cannot be checked here.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,10 @@ class TorchScriptTarget(Target):
     requires = ("torch.jit",)
     extra = ""
     description = "TorchScript Mobile for the lite interpreter (.ptl)"
+    int8_unavailable = (
+        "torchscript int8 is not offered (torch.ao.quantization is deprecated and its quantized ops are "
+        "untested on pytorch_android_lite); export torchscript without --quantize for fp32"
+    )
 
     def export(self, ctx: ExportContext) -> Artifact:
         example = torch.zeros(ctx.options.batch, 3, ctx.img_size, ctx.img_size)
