@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import SdeployError
-from .preprocess import IMAGE_SUFFIXES, InputContract, load_image, normalize, resize_and_crop
+from .preprocess import IMAGE_SUFFIXES, InputContract, list_images, load_image, normalize, preprocess_8bit
 
 #: Aspect ratios of training crops, as in torchvision's RandomResizedCrop.
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
@@ -93,16 +93,12 @@ def read_image_folder(root: str | Path, classes: list[str] | None = None, what: 
     index = {name: i for i, name in enumerate(classes)}
     samples = []
     for folder in folders:
-        images = _images_in(folder)
+        images = list_images(folder)
         if not images:
             suffixes = ", ".join(IMAGE_SUFFIXES[:3])
             raise SdeployError(f"class folder {folder} has no images ({suffixes}, ...); add some or remove the folder")
         samples += [(path, index[folder.name]) for path in images]
     return ImageFolder(root, list(classes), samples)
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def split_heldout(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:
@@ -126,8 +122,8 @@ def split_heldout(folder: ImageFolder, fraction: float, seed: int) -> tuple[Imag
 
 
 def eval_view(path: Path, contract: InputContract) -> np.ndarray:
-    """3 x S x S float32: the contract's preprocessing, resized pixels rounded to 8 bits like ``sdeploy verify``."""
-    return normalize(np.rint(resize_and_crop(load_image(path), contract)), contract)
+    """3 x S x S float32: exactly what ``sdeploy verify --images`` feeds, so held-out accuracies agree."""
+    return preprocess_8bit(path, contract)
 
 
 def train_view(image: np.ndarray, contract: InputContract, augmentation: Augmentation, rng: np.random.Generator) -> np.ndarray:

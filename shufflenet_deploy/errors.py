@@ -33,6 +33,17 @@ class MissingDependencyError(SdeployError):
         self.package = package
 
 
+def require_modules(modules: Iterable[str], extra: str, purpose: str, error: type = MissingDependencyError) -> None:
+    """Import each module; the first missing one raises ``error`` naming its package and the extra to install."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise error(module.split(".")[0], extra, purpose) from None
+
+
 def closest_names(name: str, choices: Iterable[str], limit: int = 3) -> list[str]:
     """Names from ``choices`` that look like a typo of ``name``."""
     choices = list(choices)

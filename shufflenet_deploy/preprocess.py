@@ -164,6 +164,15 @@ def preprocess(image: np.ndarray | str | Path, contract: InputContract) -> np.nd
     return normalize(resize_and_crop(image, contract), contract)
 
 
+def preprocess_8bit(path: str | Path, contract: InputContract) -> np.ndarray:
+    """:func:`preprocess` with the resized pixels rounded to 8 bits, as an app's bitmap holds them.
+
+    Image-input artifacts (Core ML) only ever see 8-bit pixels, so comparing
+    runtimes, or training for them, on these views keeps every side on the same data.
+    """
+    return normalize(np.rint(resize_and_crop(load_image(path), contract)), contract)
+
+
 def preprocess_batch(paths: list[Path], contract: InputContract) -> np.ndarray:
     if not paths:
         return np.zeros((0, 3, contract.img_size, contract.img_size), np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import SdeployError
 from .manifest import check_artifact, manifest_contract, manifest_labels, read_manifest
 from .predict import predict_logits
-from .preprocess import InputContract, list_images, load_image, normalize, random_inputs, resize_and_crop
+from .preprocess import InputContract, list_images, preprocess_8bit, random_inputs
 from .runtimes import RuntimeUnavailable, check_runtime_name, runner_class, runtime_for
 from .zoo import load_model
 
@@ -146,7 +146,7 @@ def build_inputs(contract: InputContract, labels: list[str], samples: int, seed:
             raise SdeployError(f"no images found in {images} (looked for {', '.join(('.jpg', '.png', '...'))})")
         index = {label: i for i, label in enumerate(labels)}
         # 8-bit pixels after resizing, as an app feeds them (see the module docstring).
-        tensors.append(np.stack([normalize(np.rint(resize_and_crop(load_image(p), contract)), contract) for p in paths]))
+        tensors.append(np.stack([preprocess_8bit(p, contract) for p in paths]))
         sources += [str(p) for p in paths]
         targets += [index.get(p.parent.name, -1) for p in paths]
     if not sources:

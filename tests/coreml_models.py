@@ -8,9 +8,6 @@ produces); ``torch_package`` converts a module the way sdeploy's exporter does
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
 from pathlib import Path
 
 import coremltools as ct
@@ -19,27 +16,16 @@ import torch
 from coremltools.converters.mil import Builder as mb
 from torch import nn
 
+from shufflenet_deploy.targets.coreml import quiet_coremltools
+
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
 LAYOUTS = {"RGB": ct.colorlayout.RGB, "BGR": ct.colorlayout.BGR, "GRAYSCALE": ct.colorlayout.GRAYSCALE}
-
-
-@contextlib.contextmanager
-def quiet():
-    logger = logging.getLogger("coremltools")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def mil_package(path: Path, build, *shapes: tuple, target=ct.target.iOS15, precision="fp32", **convert_kwargs) -> Path:
     """Convert ``build`` (MIL builder calls; its parameters name the inputs, one per shape) into ``path``."""
     program = mb.program(input_specs=[mb.TensorSpec(shape=shape) for shape in shapes], opset_version=target)(build)
-    with quiet():
+    with quiet_coremltools():
         model = ct.convert(
             program,
             convert_to="mlprogram",
@@ -58,7 +44,7 @@ def export(module: nn.Module, example: torch.Tensor, dynamic_batch: bool = False
 
 
 def convert(path: Path, exported, input_type, precision="fp32", target=ct.target.iOS15, **convert_kwargs) -> Path:
-    with quiet():
+    with quiet_coremltools():
         model = ct.convert(
             exported,
             inputs=[input_type],

@@ -9,13 +9,12 @@ runtime is compared on identical inputs.
 from __future__ import annotations
 
 import abc
-import importlib
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..errors import MissingDependencyError, require_modules
 from ..preprocess import InputContract
 
 
@@ -41,11 +40,7 @@ class Runner(abc.ABC):
 
     @classmethod
     def check_available(cls) -> None:
-        for module in cls.requires:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                raise RuntimeUnavailable(module.split(".")[0], cls.extra, f"the {cls.name} runtime") from None
+        require_modules(cls.requires, cls.extra, f"the {cls.name} runtime", RuntimeUnavailable)
 
     @abc.abstractmethod
     def load(self) -> None:

@@ -10,7 +10,6 @@ manifest are the exporter's job, so a target that raises leaves nothing behind.
 from __future__ import annotations
 
 import abc
-import importlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from ..errors import MissingDependencyError, SdeployError
+from ..errors import SdeployError, require_modules
 from ..preprocess import InputContract
 from .quantize import DEFAULT_CALIB_SAMPLES, INT8_MIN_OPSET, QUANTIZE_CHOICES, Calibration, calibration_images
 
@@ -160,11 +159,7 @@ class Target(abc.ABC):
     int8_calibrates: ClassVar[bool] = False
 
     def check_dependencies(self) -> None:
-        for module in self.requires:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                raise MissingDependencyError(module.split(".")[0], self.extra, f"--target {self.name}") from None
+        require_modules(self.requires, self.extra, f"--target {self.name}")
 
     @abc.abstractmethod
     def export(self, ctx: ExportContext) -> Artifact:

@@ -66,7 +66,7 @@ class CoreMLTarget(Target):
         options = ctx.options
         classifier = options.coreml_mode == "classifier"
         batch = 1 if classifier else options.batch
-        with _quiet_coremltools():
+        with quiet_coremltools():
             mlmodel = _convert_classifier(ctx, ct) if classifier else _convert_tensor(ctx, ct, batch)
             mlmodel = _finalize(mlmodel, ctx, classifier, ct)
 
@@ -254,7 +254,7 @@ def _feature_descriptions(ctx: ExportContext) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _quiet_coremltools():
+def quiet_coremltools():
     """coremltools logs progress bars and version warnings; the exporter shows its own progress."""
     logger = logging.getLogger("coremltools")
     level = logger.level
