@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .bundle import bundle
+from .apps.bundle import bundle
 from .errors import SdeployError
 from .export import export
 from .nets import get_arch, list_models

@@ -167,7 +167,7 @@ def _bundle_models(tmp: Path, export_cache) -> dict[str, tuple[Path, dict]]:
     """Every V2 arch exported for the lite interpreter and bundled the way the app gets it."""
     from torch.jit.mobile import _get_model_bytecode_version
 
-    from shufflenet_deploy.bundle import APPS, bundle
+    from shufflenet_deploy.apps.bundle import APPS, bundle
     from shufflenet_deploy.nets import list_models
     from shufflenet_deploy.targets.torchscript import ANDROID_LITE_1_13_BYTECODE
 
@@ -226,7 +226,7 @@ def test_kotlin_core_matches_python(tmp_path, export_cache):
     assert JAVA is not None, "java is not on PATH"
     for jar in JUNIT_JARS:
         assert jar.is_file(), f"{jar} is missing: apt-get install junit4 (or set SDEPLOY_JUNIT_JAR)"
-    from shufflenet_deploy.golden import CONTRACTS, write_golden
+    from shufflenet_deploy.apps.golden import CONTRACTS, write_golden
     from shufflenet_deploy.preprocess import InputContract
 
     bundles = _bundle_models(tmp_path, export_cache)

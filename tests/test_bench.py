@@ -14,13 +14,13 @@ import torch
 from conftest import TEST_IMG_SIZE, assert_one_line_error, run_cli
 from PIL import Image
 
-from shufflenet_deploy.bench import EAGER, SCHEMA, bench, parse_threads, precision_variant
-from shufflenet_deploy.bench_plot import plot_latency_vs_mflops
+from shufflenet_deploy.perf.bench import EAGER, SCHEMA, bench, parse_threads, precision_variant
+from shufflenet_deploy.perf.plot import plot_latency_vs_mflops
 from shufflenet_deploy.complexity import count_params, layer_costs
 from shufflenet_deploy.errors import SdeployError
 from shufflenet_deploy.manifest import read_manifest
 from shufflenet_deploy.nets import get_arch
-from shufflenet_deploy.opprofile import KIND_LABELS, LAYER_KINDS, profile_arch
+from shufflenet_deploy.perf.opprofile import KIND_LABELS, LAYER_KINDS, profile_arch
 from shufflenet_deploy.targets import ExportOptions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

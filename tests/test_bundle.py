@@ -18,8 +18,8 @@ import onnx
 import pytest
 from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, run_cli
 
-from shufflenet_deploy.bundle import APPS, bundle
-from shufflenet_deploy.golden import write_golden
+from shufflenet_deploy.apps.bundle import APPS, bundle
+from shufflenet_deploy.apps.golden import write_golden
 from shufflenet_deploy.manifest import read_manifest
 from shufflenet_deploy.nets import get_arch, list_models
 from shufflenet_deploy.preprocess import InputContract, preprocess, random_images

@@ -12,7 +12,7 @@ from conftest import assert_one_line_error, run_cli
 from digits_data import DIGITS_CHECKPOINT, make_digits_module, write_digits
 from PIL import Image
 
-from shufflenet_deploy.datasets import (
+from shufflenet_deploy.training.datasets import (
     Augmentation,
     box_resample_weights,
     epoch_batches,
@@ -20,7 +20,7 @@ from shufflenet_deploy.datasets import (
     split_heldout,
     train_view,
 )
-from shufflenet_deploy.finetune import evaluate, finetune, lr_at, with_classifier_for
+from shufflenet_deploy.training.finetune import evaluate, finetune, lr_at, with_classifier_for
 from shufflenet_deploy.manifest import read_manifest
 from shufflenet_deploy.predict import predict_logits
 from shufflenet_deploy.preprocess import InputContract, resample_weights

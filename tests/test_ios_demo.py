@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from shufflenet_deploy import golden
-from shufflenet_deploy.bundle import APPS, bundle
+from shufflenet_deploy.apps.bundle import APPS, bundle
 from shufflenet_deploy.cli import main as sdeploy_cli
 from shufflenet_deploy.export import export
 from shufflenet_deploy.nets.registry import get_arch

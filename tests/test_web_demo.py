@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shufflenet_deploy.golden import write_golden
+from shufflenet_deploy.apps.golden import write_golden
 
 REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web_demo"
@@ -161,8 +161,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_web_demo_in_chromium_matches_python(tmp_path):
     node = _need_browser_stack()
     from shufflenet_deploy import export
-    from shufflenet_deploy.bundle import bundle
-    from shufflenet_deploy.demo_server import check_web_demo, make_server
+    from shufflenet_deploy.apps.bundle import bundle
+    from shufflenet_deploy.apps.demo_server import check_web_demo, make_server
 
     result = export("v2_x0_5", "onnx", weights="random", out=tmp_path / "export", img_size=224, progress=False)
     assert result.ok, result.to_dict()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..bundle import APPS, bundle
-from ..demo_server import check_web_demo, make_server
+from ..apps.bundle import APPS, bundle
+from ..apps.demo_server import check_web_demo, make_server
 from ..errors import SdeployError
 from ..export import export
-from ..golden import write_golden
+from ..apps.golden import write_golden
 from ..preprocess import check_img_size
 from .common import echo_json, main, weights_options
 

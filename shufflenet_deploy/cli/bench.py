@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..bench import (
+from ..perf.bench import (
     DEFAULT_BATCH,
     DEFAULT_RUNS,
     DEFAULT_THREADS,
@@ -26,9 +26,9 @@ from ..bench import (
 )
 from ..errors import SdeployError
 from ..fsutil import write_text_atomic
-from ..opprofile import DEFAULT_RUNS as PROFILE_RUNS
-from ..opprofile import DEFAULT_WARMUP as PROFILE_WARMUP
-from ..opprofile import KIND_LABELS, OpProfile, profile_arch
+from ..perf.opprofile import DEFAULT_RUNS as PROFILE_RUNS
+from ..perf.opprofile import DEFAULT_WARMUP as PROFILE_WARMUP
+from ..perf.opprofile import KIND_LABELS, OpProfile, profile_arch
 from ..runtimes import RUNNERS
 from ..tables import format_table, human_bytes
 from .common import echo_json, main
@@ -96,7 +96,7 @@ def bench_command(export_dirs, archs, targets, precisions, half, calib, calib_sa
         raise SdeployError("give export directories or --arch ARCH, not both and not neither")
     parse_threads(threads)  # a typo fails now, not after the exports
     if plot_path:
-        from ..bench_plot import require_matplotlib
+        from ..perf.plot import require_matplotlib
 
         require_matplotlib()  # before minutes of benchmarking, not after
     export_options = {"targets": targets, "precisions": precisions, "half": half, "calib": calib,
@@ -126,7 +126,7 @@ def _export_first(stack: ExitStack, archs, *, targets, precisions, half, out, pr
 
 def _write_outputs(report: BenchReport, json_path: str | None, plot_path: str | None) -> None:
     if plot_path:
-        from ..bench_plot import plot_latency_vs_mflops
+        from ..perf.plot import plot_latency_vs_mflops
 
         plot_latency_vs_mflops(report, plot_path)
     if json_path == "-":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..finetune import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, finetune
+from ..training.finetune import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, finetune
 from ..preprocess import MIN_IMG_SIZE
 from .common import echo_json, main
 

@@ -6,6 +6,8 @@ the arithmetic, not their platform's image decoder) and the exact float32
 tensor that :func:`preprocess.normalize` produces for each contract.
 Binary arrays are base64: pixels as bytes, tensors as little-endian float32,
 logits and probabilities as little-endian float64.
+``selftest_compare`` pins the apps' self-test comparison (docs/app-protocol.md)
+to :func:`.selftest.compare`: plain JSON numbers, outputs and verdicts.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .nets.shufflenet_v1 import OFFICIAL_CONTRACT
-from .predict import softmax, top_k
-from .preprocess import InputContract, normalize, random_images, resize_and_crop
+from ..nets.shufflenet_v1 import OFFICIAL_CONTRACT
+from ..predict import softmax, top_k
+from .selftest import golden_compare_cases
+from ..preprocess import InputContract, normalize, random_images, resize_and_crop
 
 GOLDEN_SCHEMA = "sdeploy-golden/1"
 
@@ -107,6 +110,7 @@ def write_golden(out_dir: str | Path, contracts: dict[str, InputContract] | None
         "images": _image_cases(out_dir, contracts),
         "topk": _topk_cases(),
         "labels": _label_cases(),
+        "selftest_compare": golden_compare_cases(),
     }
     path = out_dir / "golden.json"
     path.write_text(json.dumps(data, indent=1))

@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from .bench import check_run_counts
-from .complexity import LayerCost, layer_costs
-from .errors import MissingDependencyError, SdeployError
-from .export import export
-from .manifest import manifest_contract
-from .nets import get_arch
-from .preprocess import check_img_size, random_inputs
-from .progress import Task, status
+from ..complexity import LayerCost, layer_costs
+from ..errors import MissingDependencyError, SdeployError
+from ..export import export
+from ..manifest import manifest_contract
+from ..nets import get_arch
+from ..preprocess import check_img_size, random_inputs
+from ..progress import Task, status
 
 KIND_LABELS = {
     "stem_conv": "stem conv (dense 3x3)",

@@ -1,4 +1,4 @@
-"""One benchmark job in a fresh interpreter: ``python -m shufflenet_deploy.bench_worker JOB.json``.
+"""One benchmark job in a fresh interpreter: ``python -m shufflenet_deploy.perf.worker JOB.json``.
 
 :func:`shufflenet_deploy.bench.bench` starts one worker per artifact (and one
 for the eager model), so one runtime's libraries, arenas and thread pools
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fsutil import write_text_atomic
-from .manifest import manifest_contract, read_manifest
-from .nets import get_arch
-from .preprocess import random_inputs
-from .runtimes import RuntimeUnavailable, runner_class, runtime_for
+from ..fsutil import write_text_atomic
+from ..manifest import manifest_contract, read_manifest
+from ..nets import get_arch
+from ..preprocess import random_inputs
+from ..runtimes import RuntimeUnavailable, runner_class, runtime_for
 
 #: Timed calls per side before the other side runs: short blocks, so drift on a shared machine
 #: reaches both sides alike.

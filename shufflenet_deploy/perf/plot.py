@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from .bench import EAGER, BenchReport, BenchRow, ModelResult
-from .errors import MissingDependencyError, SdeployError
-from .fsutil import atomic_path
+from ..errors import MissingDependencyError, SdeployError
+from ..fsutil import atomic_path
 
 RUNTIME_COLORS = {EAGER: "black", "onnxruntime": "tab:blue", "torchscript": "tab:orange", "ncnn": "tab:green",
                   "coreml": "tab:purple"}  # fmt: skip

@@ -12,10 +12,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SdeployError
-from .fsutil import atomic_path, remove_path, tree_sha256
-from .manifest import check_artifact, read_manifest
-from .targets.torchscript import ANDROID_LITE_1_13_BYTECODE
+from ..errors import SdeployError
+from ..fsutil import atomic_path, remove_path, tree_sha256
+from ..manifest import check_artifact, read_manifest
+from ..targets.torchscript import ANDROID_LITE_1_13_BYTECODE
 
 APP_MODEL_SCHEMA = "sdeploy-app-model/1"
 

@@ -6,7 +6,7 @@ import functools
 import http.server
 from pathlib import Path
 
-from .errors import SdeployError
+from ..errors import SdeployError
 
 #: Browsers refuse to compile WebAssembly served with another type, or to import modules as octet-stream.
 MIME_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript", ".onnx": "application/octet-stream"}

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import SdeployError
-from .preprocess import IMAGE_SUFFIXES, InputContract, list_images, load_image, normalize, preprocess_8bit
+from ..errors import SdeployError
+from ..preprocess import IMAGE_SUFFIXES, InputContract, list_images, load_image, normalize, preprocess_8bit
 
 #: Aspect ratios of training crops, as in torchvision's RandomResizedCrop.
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)

@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
+from .. import __version__
 from .datasets import Augmentation, EvalSet, ImageFolder, TrainingSet, epoch_batches, read_image_folder, split_heldout
-from .errors import SdeployError
-from .nets import get_arch
-from .preprocess import InputContract, check_img_size
-from .progress import progress_bar, status
-from .weights import save_checkpoint
-from .zoo import LoadedModel, load_model
+from ..errors import SdeployError
+from ..nets import get_arch
+from ..preprocess import InputContract, check_img_size
+from ..progress import progress_bar, status
+from ..weights import save_checkpoint
+from ..zoo import LoadedModel, load_model
 
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}

@@ -2,7 +2,7 @@
 
 Shared CPUs are noisy, so every figure is paired with eager PyTorch measured
 the same way: each artifact runs in its own fresh worker process
-(:mod:`.bench_worker`), which times the artifact and the eager model
+(:mod:`.worker`), which times the artifact and the eager model
 interleaved in blocks, so load and drift on the machine hit both alike.
 Ratios are what compares across machines and runs; absolute numbers are
 reported too.
@@ -40,17 +40,17 @@ from pathlib import Path
 
 import torch
 
-from .complexity import count_params, layer_costs
-from .errors import SdeployError
-from .export import export
-from .manifest import check_artifact, read_manifest
-from .nets import get_arch
-from .preprocess import check_img_size
-from .progress import Task, status
-from .runtimes import RUNNERS, check_runtime_name, runtime_for
-from .runtimes.coreml_runner import native_coreml_available
-from .targets import ExportOptions
-from .verify import rebuild_reference
+from ..complexity import count_params, layer_costs
+from ..errors import SdeployError
+from ..export import export
+from ..manifest import check_artifact, read_manifest
+from ..nets import get_arch
+from ..preprocess import check_img_size
+from ..progress import Task, status
+from ..runtimes import RUNNERS, check_runtime_name, runtime_for
+from ..runtimes.coreml_runner import native_coreml_available
+from ..targets import ExportOptions
+from ..verify import rebuild_reference
 
 SCHEMA = "sdeploy-bench/1"
 DEFAULT_RUNS = 20
@@ -390,7 +390,7 @@ def _run_worker(job: dict, workdir: Path) -> dict:
     # The worker must import this very package, also when it runs from a source tree.
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "shufflenet_deploy.bench_worker", str(job_path)]
+    command = [sys.executable, "-m", "shufflenet_deploy.perf.worker", str(job_path)]
     proc = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     if result_path.is_file():
         return json.loads(result_path.read_text("utf-8"))

@@ -1,0 +1,1 @@
+"""``sdeploy finetune``: class-per-folder image datasets and the training recipe."""
