@@ -9,9 +9,13 @@ other exception is a bug in sdeploy and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
+from pathlib import Path
 
 USAGE_EXIT_CODE = 2
+#: A valid request whose operation failed (full disk, failed download, failed export or verification).
+FAILURE_EXIT_CODE = 1
 
 
 class SdeployError(Exception):
@@ -58,3 +62,20 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str], list_hint: 
     close = closest_names(name, choices)
     suggestion = f"did you mean {', '.join(close)}? " if close else ""
     return SdeployError(f"unknown {kind} '{name}': {suggestion}{list_hint}")
+
+
+def describe_os_error(exc: OSError, where: Path | str) -> str:
+    """One line for a failed write or read, with the free space when the disk is full."""
+    path = exc.filename or where
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        from .fsutil import free_bytes
+
+        free = free_bytes(Path(path))
+        room = f" ({free / 1e6:.1f} MB free)" if free is not None else ""
+        return f"no space left on the device while writing {path}{room}; free some space or choose another folder"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def os_error(exc: OSError, where: Path | str) -> SdeployError:
+    """:func:`describe_os_error` as the error users see: exit code 1, the operation failed."""
+    return SdeployError(describe_os_error(exc, where), exit_code=FAILURE_EXIT_CODE)

@@ -74,3 +74,27 @@ def tree_sha256(path: Path) -> str:
 
 def tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in tree_files(path))
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before any long work starts."""
+    from .errors import SdeployError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".sdeploy-write-test.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SdeployError(f"cannot write to {folder} ({exc.strerror or exc}); choose another {what}") from None
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the filesystem holding ``folder`` (its nearest existing parent), or None if unknown."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None

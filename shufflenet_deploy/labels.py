@@ -28,18 +28,23 @@ def default_labels(num_classes: int) -> list[str]:
     return placeholder_labels(num_classes)
 
 
+def parse_labels(text: str) -> list[str]:
+    """One label per line, surrounding spaces dropped; blank lines at the end are ignored."""
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
 def read_labels_file(path: str | Path, num_classes: int) -> list[str]:
     """One label per line; blank trailing lines are ignored, the count must equal ``num_classes``."""
     path = Path(path)
     try:
-        lines = path.read_text("utf-8").splitlines()
+        labels = parse_labels(path.read_text("utf-8"))
     except FileNotFoundError:
         raise SdeployError(f"labels file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SdeployError(f"cannot read labels file {path}: {exc}") from None
-    while lines and not lines[-1].strip():
-        lines.pop()
-    labels = [line.strip() for line in lines]
     if len(labels) != num_classes:
         raise SdeployError(
             f"labels file {path} has {len(labels)} lines but the model has {num_classes} classes; "

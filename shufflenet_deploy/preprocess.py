@@ -40,6 +40,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MIN_IMG_SIZE = 32
+#: Largest input side: 4x the usual 224 and ~1 GB of activations at batch 8; beyond it nothing sensible runs on a phone.
+MAX_IMG_SIZE = 2048
+COLOR_ORDERS = ("RGB", "BGR")
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,16 @@ class InputContract:
 
     def __post_init__(self):
         check_img_size(self.img_size)
-        if self.resize_size < self.img_size:
-            raise SdeployError(f"resize size {self.resize_size} is smaller than the crop {self.img_size}")
+        if not isinstance(self.resize_size, int) or not self.img_size <= self.resize_size <= 4 * MAX_IMG_SIZE:
+            raise SdeployError(f"resize size {self.resize_size} must be a whole number from the crop ({self.img_size}) "
+                               f"to {4 * MAX_IMG_SIZE}")  # fmt: skip
+        if self.color_order not in COLOR_ORDERS:
+            raise SdeployError(f"colour order {self.color_order!r} must be RGB or BGR")
+        numbers = [*self.mean, *self.std, self.scale]
+        if len(self.mean) != 3 or len(self.std) != 3 or not all(math.isfinite(v) for v in numbers):
+            raise SdeployError("the input contract needs three finite mean and std values and a finite scale")
+        if min(*self.std, self.scale) <= 0:
+            raise SdeployError("the input contract's std and scale must be positive")
 
     @property
     def crop_ratio(self) -> float:
@@ -78,18 +89,36 @@ class InputContract:
 
     @classmethod
     def from_dict(cls, data: dict) -> InputContract:
+        """The contract a manifest or checkpoint recorded; anything malformed is one clear error."""
+        if not isinstance(data, dict):
+            raise SdeployError(f"an input contract must be a JSON object, got {type(data).__name__}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("mean", "std"):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
+        try:
+            for key in ("mean", "std"):
+                if key in known:
+                    known[key] = tuple(_number(v) for v in known[key])
+            if "scale" in known:
+                known["scale"] = _number(known["scale"])
+        except TypeError:
+            raise SdeployError("the input contract's mean, std and scale must be numbers") from None
         return cls(**known)
 
 
+def _number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(value)
+    return float(value)
+
+
 def check_img_size(img_size: int) -> None:
-    if not isinstance(img_size, int) or img_size < MIN_IMG_SIZE:
+    if not isinstance(img_size, int) or isinstance(img_size, bool):
+        raise SdeployError(f"image size must be a whole number, got {img_size!r}")
+    if img_size < MIN_IMG_SIZE:
         raise SdeployError(
             f"image size {img_size} is too small: ShuffleNet downsamples 32x, use --img-size {MIN_IMG_SIZE} or more"
         )
+    if img_size > MAX_IMG_SIZE:
+        raise SdeployError(f"image size {img_size} is too large: use --img-size {MAX_IMG_SIZE} or less")
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -164,13 +193,15 @@ def preprocess(image: np.ndarray | str | Path, contract: InputContract) -> np.nd
     return normalize(resize_and_crop(image, contract), contract)
 
 
-def preprocess_8bit(path: str | Path, contract: InputContract) -> np.ndarray:
+def preprocess_8bit(image: np.ndarray | str | Path, contract: InputContract) -> np.ndarray:
     """:func:`preprocess` with the resized pixels rounded to 8 bits, as an app's bitmap holds them.
 
     Image-input artifacts (Core ML) only ever see 8-bit pixels, so comparing
     runtimes, or training for them, on these views keeps every side on the same data.
     """
-    return normalize(np.rint(resize_and_crop(load_image(path), contract)), contract)
+    if not isinstance(image, np.ndarray):
+        image = load_image(image)
+    return normalize(np.rint(resize_and_crop(image, contract)), contract)
 
 
 def preprocess_batch(paths: list[Path], contract: InputContract) -> np.ndarray:

@@ -15,11 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import (
+    RuntimeUnavailable,
+    backend_for_runtime,
+    check_runtime_name,
+    crosscheck_runtimes,
+    format_backend,
+    runner_class,
+    runtime_for,
+)
 from .errors import SdeployError
-from .manifest import check_artifact, manifest_contract, manifest_labels, read_manifest
+from .fsutil import file_sha256
+from .manifest import WEIGHTS_NAME, check_artifact, contained_path, manifest_contract, manifest_labels, read_manifest
+from .parity import compare
 from .predict import predict_logits
 from .preprocess import InputContract, list_images, preprocess_8bit, random_inputs
-from .runtimes import RuntimeUnavailable, check_runtime_name, runner_class, runtime_for
 from .zoo import load_model
 
 
@@ -66,6 +76,7 @@ class RuntimeReport:
     ms_per_inference: float | None = None
     accuracy: float | None = None
     error: str | None = None
+    reason: str | None = None  # why a fail failed
 
 
 @dataclass
@@ -98,16 +109,23 @@ def verify(
     atol: float | None = None,
     runtimes: list[str] | None = None,
     threads: int | None = None,
+    weights: str | Path | None = None,
     progress: bool = True,
 ) -> VerifyReport:
-    """Compare every artifact (or those of ``runtimes``) with eager PyTorch; see the module docstring."""
+    """Compare every artifact (or those of ``runtimes``) with eager PyTorch; see the module docstring.
+
+    Each artifact runs in its format's runtime and, by default, in every
+    installed second runtime of that format (OpenVINO and OpenCV for ONNX).
+    ``weights`` points at the checkpoint of a ``--weights PATH`` export when
+    the copy inside the export directory is gone.
+    """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
-    selected = _select_artifacts(manifest, runtimes)
+    selected = _select_runs(manifest, runtimes)
     contract = manifest_contract(manifest)
     labels = manifest_labels(export_dir, manifest)
     inputs = build_inputs(contract, labels, samples, seed, images)
-    reference_model = rebuild_reference(manifest, progress)
+    reference_model = rebuild_reference(manifest, export_dir, weights, progress)
     started = time.perf_counter()
     reference = predict_logits(reference_model, inputs.tensors)
     reference_ms = (time.perf_counter() - started) * 1000 / len(inputs.tensors)
@@ -117,21 +135,37 @@ def verify(
         samples=samples, images=len(inputs.sources) - samples, seed=seed,
         reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets)},
     )  # fmt: skip
-    for key, record in selected.items():
-        report.runtimes.append(_verify_artifact(export_dir, key, record, contract, inputs, reference, atol, threads))
+    for key, record, runtime in selected:
+        report.runtimes.append(_verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, atol,
+                                                threads))  # fmt: skip
     return report
 
 
-def _select_artifacts(manifest: dict, runtimes: list[str] | None) -> dict[str, dict]:
+def _select_runs(manifest: dict, runtimes: list[str] | None) -> list[tuple[str, dict, str]]:
+    """(artifact key, record, runtime) to verify: the asked runtimes, or each format's own plus installed crosschecks."""
     artifacts = manifest["artifacts"]
-    if not runtimes:
-        return dict(artifacts)
-    for name in runtimes:
+    for name in runtimes or []:
         check_runtime_name(name)
-    selected = {k: r for k, r in artifacts.items() if runtime_for(r) in runtimes}
-    if not selected:
-        raise SdeployError(f"the export has no artifact for runtime(s) {', '.join(runtimes)} (has: {', '.join(artifacts)})")
-    return selected
+    runs = []
+    for key, record in artifacts.items():
+        fmt = record["format"]
+        if runtimes:
+            runs += [(key, record, name) for name in runtimes if backend_for_runtime(name).format == fmt]
+        else:
+            runs.append((key, record, runtime_for(record)))
+            runs += [(key, record, name) for name in crosscheck_runtimes(fmt) if _installed(name)]
+    if not runs:
+        have = ", ".join(artifacts) or "none"
+        raise SdeployError(f"the export has no artifact that runtime(s) {', '.join(runtimes or [])} can run (has: {have})")
+    return runs
+
+
+def _installed(runtime: str) -> bool:
+    try:
+        runner_class(runtime).check_available()
+    except RuntimeUnavailable:
+        return False
+    return True
 
 
 def build_inputs(contract: InputContract, labels: list[str], samples: int, seed: int, images: str | Path | None) -> VerifyInputs:
@@ -155,10 +189,10 @@ def build_inputs(contract: InputContract, labels: list[str], samples: int, seed:
     return VerifyInputs(np.concatenate(tensors), sources, labelled if (labelled >= 0).any() else None)
 
 
-def rebuild_reference(manifest: dict, progress: bool = True):
+def rebuild_reference(manifest: dict, export_dir: Path, weights_path: str | Path | None = None, progress: bool = True):
     """The eager model the export was made from, checked against the recorded weights hash."""
     weights = manifest["weights"]
-    choice = weights["location"] if weights["kind"] == "file" else weights["kind"]
+    choice = reference_checkpoint(manifest, export_dir, weights_path) if weights["kind"] == "file" else weights["kind"]
     loaded = load_model(manifest["arch"], choice, num_classes=manifest["num_classes"], seed=weights.get("seed") or 0,
                         progress=progress)  # fmt: skip
     if loaded.weights.state_sha256 != weights["state_sha256"]:
@@ -169,8 +203,33 @@ def rebuild_reference(manifest: dict, progress: bool = True):
     return loaded.model
 
 
-def _verify_artifact(export_dir, key, record, contract, inputs, reference, atol, threads) -> RuntimeReport:
-    runtime = runtime_for(record)
+def reference_checkpoint(manifest: dict, export_dir: Path, weights_path: str | Path | None) -> Path:
+    """The checkpoint of a ``--weights PATH`` export: ``weights_path`` if given, else the export's own copy."""
+    weights = manifest["weights"]
+    if weights_path is not None:
+        path = Path(weights_path)
+        if not path.is_file():
+            raise SdeployError(f"--weights {path} is not a file")
+    elif weights.get("file"):
+        path = contained_path(Path(export_dir), weights["file"], "weights.file")
+        if not path.is_file():
+            raise SdeployError(f"the export's copy of its checkpoint ({path}) is missing; pass --weights PATH to the "
+                               f"checkpoint it was exported from{_source_hint(weights)}")  # fmt: skip
+    else:
+        raise SdeployError(f"this export does not carry its checkpoint; pass --weights PATH to the checkpoint it was "
+                           f"exported from{_source_hint(weights)}")  # fmt: skip
+    if file_sha256(path) != weights["file_sha256"]:
+        raise SdeployError(f"{path} is not the checkpoint this export was made from (its sha256 differs); pass "
+                           f"--weights PATH to that checkpoint{_source_hint(weights)}")  # fmt: skip
+    return path
+
+
+def _source_hint(weights: dict) -> str:
+    source = weights.get("source") or weights.get("location")
+    return f" (it was {source}, sha256 {weights['file_sha256'][:12]}...)" if source else ""
+
+
+def _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, atol, threads) -> RuntimeReport:
     report = RuntimeReport(key=key, runtime=runtime, precision=record["precision"], status="error")
     problem = check_artifact(export_dir, key, record).problem
     if problem:
@@ -191,58 +250,34 @@ def _verify_artifact(export_dir, key, record, contract, inputs, reference, atol,
     except Exception as exc:  # a runtime that crashes on an artifact is a failed verification, with its reason
         report.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return report
-    tolerance = DEFAULT_TOLERANCES.get(record["precision"], DEFAULT_TOLERANCES["fp32"])
+    tolerance = tolerance_for(record)
     _score(report, outputs, reference, tolerance, atol)
     report.accuracy = accuracy(outputs, inputs.targets)
     return report
+
+
+def tolerance_for(record: dict) -> Tolerance:
+    """The backend's own tolerance for this precision, else the default for the precision."""
+    own = format_backend(record["format"]).tolerances.get(record["precision"])
+    return own or DEFAULT_TOLERANCES.get(record["precision"], DEFAULT_TOLERANCES["fp32"])
 
 
 def _score(report: RuntimeReport, outputs: np.ndarray, reference: np.ndarray, tolerance: Tolerance, atol: float | None) -> None:
     if outputs.shape != reference.shape:
         report.error = f"output shape {outputs.shape} != reference {reference.shape}"
         return
-    metrics = compare_logits(outputs, reference)
-    limit = atol if atol is not None else tolerance.max_rel_error * metrics["logit_range"]
+    spread = float(reference.max() - reference.min()) or 1.0
+    limit = atol if atol is not None else tolerance.max_rel_error * spread
+    verdict = compare(outputs, reference, limit, tolerance.min_cosine, 2 * limit)
     report.atol = limit
-    report.max_abs_error = metrics["max_abs_error"]
-    report.max_rel_error = metrics["max_rel_error"]
-    report.min_cosine = metrics["min_cosine"]
-    report.top1_agreement = metrics["top1_agreement"]
-    report.top5_overlap = metrics["top5_overlap"]
-    report.decisive_top1_agreement = decisive_top1(outputs, reference, 2 * limit)
-    passed = (
-        report.max_abs_error <= limit
-        and report.min_cosine >= tolerance.min_cosine
-        and report.decisive_top1_agreement == 1.0
-    )
-    report.status = "pass" if passed else "fail"
-
-
-def compare_logits(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    outputs, reference = outputs.astype(np.float64), reference.astype(np.float64)
-    diff = np.abs(outputs - reference)
-    logit_range = float(reference.max() - reference.min()) or 1.0
-    cosine = (outputs * reference).sum(1) / (np.linalg.norm(outputs, axis=1) * np.linalg.norm(reference, axis=1) + 1e-30)
-    top5 = np.argsort(-outputs, axis=1)[:, :5]
-    top5_ref = np.argsort(-reference, axis=1)[:, :5]
-    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, top5_ref, strict=True)])
-    return {
-        "max_abs_error": float(diff.max()),
-        "logit_range": logit_range,
-        "max_rel_error": float(diff.max() / logit_range),
-        "min_cosine": float(cosine.min()),
-        "top1_agreement": float((outputs.argmax(1) == reference.argmax(1)).mean()),
-        "top5_overlap": float(overlap),
-    }
-
-
-def decisive_top1(outputs: np.ndarray, reference: np.ndarray, margin: float) -> float:
-    """Top-1 agreement over inputs whose reference top-2 gap exceeds ``margin`` (near-ties may flip legitimately)."""
-    top2 = np.sort(reference, axis=1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) > margin
-    if not decisive.any():
-        return 1.0
-    return float((outputs.argmax(1)[decisive] == reference.argmax(1)[decisive]).mean())
+    report.max_abs_error = verdict.max_abs_error
+    report.max_rel_error = verdict.max_rel_error
+    report.min_cosine = verdict.min_cosine
+    report.top1_agreement = verdict.top1_agreement
+    report.top5_overlap = verdict.topk_overlap
+    report.decisive_top1_agreement = verdict.decisive_top1_agreement
+    report.status = "pass" if verdict.passed else "fail"
+    report.reason = verdict.reason
 
 
 def accuracy(logits: np.ndarray, targets: np.ndarray | None) -> float | None:

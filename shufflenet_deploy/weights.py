@@ -7,9 +7,12 @@ with ``torch.load(weights_only=True)``: a checkpoint can never run code.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import http.client
+import io
+import json
 import os
 import re
 import urllib.error
@@ -191,7 +194,7 @@ def save_checkpoint(path: Path, state_dict: dict[str, Tensor], **meta) -> None:
     """Write an sdeploy checkpoint (state_dict + arch, labels, contract...) atomically."""
     payload = {"format": CHECKPOINT_FORMAT, "state_dict": state_dict, **meta}
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(serialised(payload))
 
 
 # ---------------------------------------------------------------- applying a state_dict
@@ -272,6 +275,52 @@ def random_state_dict(model: nn.Module, contract: InputContract, seed: int = 0) 
 
 CALIBRATION_SIZE = 224
 CALIBRATION_IMAGES = 8
+#: Bump when random_state_dict would produce other values: cached ones of an older generator are not reused.
+RANDOM_GENERATOR_VERSION = 1
+
+
+def cached_random_state_dict(arch: str, model: nn.Module, contract: InputContract, seed: int) -> dict[str, Tensor]:
+    """:func:`random_state_dict`, kept in the weights cache so repeated commands skip the BatchNorm calibration.
+
+    The key covers everything the values depend on: arch, classes, seed, the
+    contract the calibration images go through, and the generator's version.
+    A cache that cannot be read or written is simply not used.
+    """
+    classes = model.state_dict()[model.classifier_key].shape[0]
+    contract_key = hashlib.sha256(json.dumps(contract.at_size(CALIBRATION_SIZE).to_dict(), sort_keys=True).encode())
+    name = f"{arch}-c{classes}-s{seed}-g{RANDOM_GENERATOR_VERSION}-{contract_key.hexdigest()[:12]}.pt"
+    path = cache_dir() / "sdeploy-random" / name
+    cached = _read_cached_state(path, model)
+    if cached is not None:
+        return cached
+    values = random_state_dict(model, contract, seed)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(serialised(values))
+    return values
+
+
+def _read_cached_state(path: Path, model: nn.Module) -> dict[str, Tensor] | None:
+    try:
+        values = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing, unreadable or damaged: generate afresh
+        return None
+    expected = model.state_dict()
+    if not isinstance(values, dict) or describe_mismatch(expected, values):
+        return None
+    return values
+
+
+def serialised(obj: object) -> bytes:
+    """``torch.save`` into memory: written to disk by Python, a full disk is an OSError, not an abort.
+
+    torch's zip writer throws from a destructor when the disk fills up, which
+    kills the process (SIGABRT) before any handler runs.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 @torch.no_grad()

@@ -17,8 +17,8 @@ from .weights import (
     Checkpoint,
     describe_mismatch,
     fetch_pretrained,
+    cached_random_state_dict,
     load_state_dict_checked,
-    random_state_dict,
     read_checkpoint,
     state_dict_sha256,
 )
@@ -103,7 +103,7 @@ def _load_named(spec: ArchSpec, kind: str, num_classes: int | None, seed: int, p
     num_classes = num_classes or 1000
     model = spec.build(num_classes)
     if kind == "random":
-        model.load_state_dict(random_state_dict(model, spec.contract, seed))
+        model.load_state_dict(cached_random_state_dict(spec.name, model, spec.contract, seed))
     info = WeightsInfo(
         kind=kind,
         state_sha256=state_dict_sha256(model.state_dict()),

@@ -6,7 +6,6 @@ import json
 import math
 import os
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,14 @@ import torch
 from conftest import TEST_IMG_SIZE, assert_one_line_error, run_cli
 from PIL import Image
 
-from shufflenet_deploy.perf.bench import EAGER, SCHEMA, bench, parse_threads, precision_variant
-from shufflenet_deploy.perf.plot import plot_latency_vs_mflops
+from shufflenet_deploy import load_model
 from shufflenet_deploy.complexity import count_params, layer_costs
 from shufflenet_deploy.errors import SdeployError
 from shufflenet_deploy.manifest import read_manifest
 from shufflenet_deploy.nets import get_arch
+from shufflenet_deploy.perf.bench import EAGER, SCHEMA, bench, parse_threads, precision_variant
 from shufflenet_deploy.perf.opprofile import KIND_LABELS, LAYER_KINDS, profile_arch
-from shufflenet_deploy.targets import ExportOptions
+from shufflenet_deploy.perf.plot import plot_latency_vs_mflops
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THREADS = "1,all"
@@ -55,34 +54,24 @@ def test_every_artifact_is_benchmarked_at_every_thread_count(report, export_dir)
     assert report.ok
 
 
-def test_latency_medians_are_at_most_p90_and_throughput_is_positive(report):
+def test_every_latency_sample_is_recorded(report):
     for row in all_rows(report):
         for t in row.timings:
-            assert 0 < t.latency_min_ms <= t.latency_ms <= t.latency_p90_ms
-            assert 0 < t.eager_latency_min_ms <= t.eager_latency_ms <= t.eager_latency_p90_ms
-            assert t.latency_min_ms == pytest.approx(min(t.latency_samples_ms), abs=1e-4)  # samples are rounded
-            assert t.throughput_ips > 0 and t.eager_throughput_ips > 0
             assert len(t.latency_samples_ms) == report.runs
+            assert t.latency_min_ms == pytest.approx(min(t.latency_samples_ms), abs=1e-4)  # samples are rounded
 
 
-def test_ratios_are_each_value_over_the_paired_eager_value(report):
-    for row in all_rows(report):
-        for t in row.timings:
-            assert t.latency_ratio == pytest.approx(t.latency_ms / t.eager_latency_ms, rel=1e-12)
-            assert t.latency_p90_ratio == pytest.approx(t.latency_p90_ms / t.eager_latency_p90_ms, rel=1e-12)
-            assert t.throughput_ratio == pytest.approx(t.throughput_ips / t.eager_throughput_ips, rel=1e-12)
-    eager = report.models[0].eager
-    for t in eager.timings:  # eager timed alone is its own reference
-        assert t.latency_ratio == t.throughput_ratio == 1.0
-
-
-def test_sizes_are_the_manifest_sizes_and_size_ratios_refer_to_the_state_dict(report, export_dir):
+def test_sizes_are_the_files_on_disk_and_the_state_dict_torch_saves(report, export_dir, tmp_path):
     manifest = read_manifest(export_dir)
     model = report.models[0]
-    assert model.eager.size_bytes == model.state_dict_bytes > 0 and model.eager.size_ratio == 1.0
+    saved = tmp_path / "state_dict.pt"
+    torch.save(load_model("v2_x0_5", "random").model.state_dict(), saved)
+    assert model.state_dict_bytes == saved.stat().st_size
     for row in model.rows[1:]:
-        assert row.size_bytes == manifest["artifacts"][row.key]["size"]
-        assert row.size_ratio == pytest.approx(row.size_bytes / model.state_dict_bytes, rel=1e-12)
+        files = [export_dir / entry["path"] for entry in manifest["artifacts"][row.key]["files"]]
+        on_disk = sum(p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+                      for p in files)  # fmt: skip
+        assert row.size_bytes == on_disk
 
 
 def test_params_mflops_and_mac_are_the_complexity_values(report):
@@ -95,11 +84,12 @@ def test_params_mflops_and_mac_are_the_complexity_values(report):
     assert model.mac_m == pytest.approx(sum(c.memory_access for c in costs) / 1e6, rel=1e-12)
 
 
-def test_peak_memory_is_positive_and_relative_to_eager(report):
+def test_peak_memory_covers_at_least_the_weights(report):
+    # Whatever a runtime does, a model in memory costs at least its weights (fp16 ones: half of them).
     model = report.models[0]
     for row in model.rows:
-        assert row.peak_memory_bytes > 0
-        assert row.memory_ratio == pytest.approx(row.peak_memory_bytes / model.eager.peak_memory_bytes, rel=1e-12)
+        share = 0.45 if row.precision == "fp16" else 0.9
+        assert row.peak_memory_bytes >= share * model.state_dict_bytes, (row.key, row.peak_memory_bytes)
 
 
 def test_fixed_batch_artifacts_run_sequential_calls_for_throughput(report):
@@ -168,7 +158,7 @@ def test_cli_table_flags_the_interpreter(report):
     from shufflenet_deploy.cli.bench import format_bench_report
 
     text = format_bench_report(report)
-    assert "coreml (interpreter)" in text and "interpreter, not Core ML speed" in text
+    assert "coreml (interpreter)" in text and "a stand-in interpreter, so its speed is not the real runtime's" in text
     assert "8 sequential calls" in text
 
 
@@ -185,14 +175,13 @@ def test_parse_threads():
             parse_threads(bad)
 
 
-def test_int8_variant_follows_the_export_options():
-    if "quantize" in {f.name for f in fields(ExportOptions)}:
-        assert precision_variant("int8") == {"quantize": "int8"}
-    else:
-        with pytest.raises(SdeployError, match="int8"):
-            precision_variant("int8")
+def test_precision_variants_come_from_each_backend():
+    assert precision_variant("int8", ["onnx", "torchscript", "ncnn"]) == (["onnx"], {"quantize": "int8"})
+    assert precision_variant("fp16", ["onnx", "coreml"]) == (["onnx", "coreml"], {"half": True, "precision": "fp16"})
+    with pytest.raises(SdeployError, match="none of torchscript offers --precision fp16"):
+        precision_variant("fp16", ["torchscript"])
     with pytest.raises(SdeployError, match="unknown precision"):
-        precision_variant("fp8")
+        precision_variant("fp8", ["onnx"])
 
 
 def test_cli_errors_are_one_line(tmp_path, export_dir):
@@ -209,7 +198,7 @@ def test_cli_errors_are_one_line(tmp_path, export_dir):
     assert_one_line_error(run_cli("bench", export_dir, "--runs", "0"), "--runs")
     assert_one_line_error(run_cli("bench", "--arch", "v2_x0_5", "--precision", "fp8"), "unknown precision 'fp8'")
     assert_one_line_error(run_cli("bench", "--arch", "v2_x0_5", "--calib", tmp_path), "--calib", "--precision int8")
-    assert_one_line_error(run_cli("bench", export_dir, "--runtime", "tflite"), "tflite")
+    assert_one_line_error(run_cli("bench", export_dir, "--runtime", "tensorrt"), "tensorrt")
     assert_one_line_error(run_cli("profile", "v3_x1_0"), "unknown architecture 'v3_x1_0'")
     assert_one_line_error(run_cli("profile", "v2_x0_5", "--img-size", "16"), "too small")
 
@@ -236,7 +225,6 @@ def test_cli_bench_exports_fp32_and_fp16_first(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("quantize" not in {f.name for f in fields(ExportOptions)}, reason="no int8 export")
 def test_cli_bench_int8_variant_calibrates_with_the_given_images(tmp_path, gray_image):
     result = run_cli("bench", "--arch", "v2_x0_5", "--target", "onnx", "--precision", "int8", "--calib",
                      Path(gray_image).parent, "--img-size", "64", "--threads", "1", "--runs", "1", "--warmup", "0",

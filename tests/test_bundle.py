@@ -18,34 +18,34 @@ import onnx
 import pytest
 from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, run_cli
 
-from shufflenet_deploy.apps.bundle import APPS, bundle
+from shufflenet_deploy.apps.bundle import app_target, bundle
 from shufflenet_deploy.apps.golden import write_golden
+from shufflenet_deploy.backends import app_names
 from shufflenet_deploy.manifest import read_manifest
 from shufflenet_deploy.nets import get_arch, list_models
 from shufflenet_deploy.preprocess import InputContract, preprocess, random_images
 
 V2_ARCHS = list_models("v2")
-APP_FILES = {"android": "model.ptl", "ios": "ShuffleNetClassifier.mlpackage", "web": "model.onnx"}
 
 
 def app_export(export_cache, arch: str, app: str):
-    """An export that has the app's artifact; shares the parity tests' fp32 exports where it can."""
-    if app == "android":
-        return export_cache(arch, "torchscript", **APPS["android"].export_options)
-    return export_cache(arch, "all", precision="fp32")
+    """An export that has the app's default engine's artifact, made with the options the app asks for."""
+    target, binding = app_target(app, None)
+    return export_cache(arch, target, **binding.export_options)
 
 
 def bundle_for(export_cache, tmp_path, arch: str, app: str) -> dict:
     dest = tmp_path / f"{app}-{arch}"
     result = bundle(app, app_export(export_cache, arch, app), dest)
-    assert sorted(result.files) == sorted([APP_FILES[app], "labels.txt", "model.json"])
+    model_file = app_target(app, None)[1].model_file
+    assert sorted(result.files) == sorted([model_file, "labels.txt", "model.json", "selftest.json"])
     model_json = json.loads((dest / "model.json").read_text())
     assert model_json == result.model_json
     return model_json
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.parametrize("app", app_names())
 @pytest.mark.parametrize("arch", V2_ARCHS)
 def test_model_json_contract_is_the_python_contract(arch, app, export_cache, tmp_path):
     model_json = bundle_for(export_cache, tmp_path, arch, app)
@@ -56,7 +56,7 @@ def test_model_json_contract_is_the_python_contract(arch, app, export_cache, tmp
     assert model_json["preprocess"] == python_contract.to_dict() == manifest["input"]
     assert model_json["arch"] == arch and model_json["num_classes"] == manifest["num_classes"]
     record = manifest["artifacts"][model_json["artifact"]]
-    assert model_json["sha256"] == record["sha256"] and model_json["model_file"] == APP_FILES[app]
+    assert model_json["sha256"] == record["sha256"] and model_json["model_file"] == app_target(app, None)[1].model_file
     # Reading the contract back from model.json gives the very tensor Python computes.
     image = random_images(1, 90, seed=5)[0][:70]
     np.testing.assert_array_equal(
@@ -120,15 +120,17 @@ def test_bundle_refuses_a_ptl_too_new_for_the_android_runtime(export_cache, tmp_
     manifest = json.loads((export_dir / "sdeploy.json").read_text())
     manifest["artifacts"]["torchscript"]["details"]["bytecode_version"] = 9
     (export_dir / "sdeploy.json").write_text(json.dumps(manifest))
-    result = run_cli("bundle", "--app", "android", "--from", export_dir, "--dest", tmp_path / "dest")
-    assert_one_line_error(result, "bytecode version 9, newer than pytorch_android_lite 1.13.1", "--bytecode-version 8")
+    result = run_cli("bundle", "--app", "android", "--target", "torchscript", "--from", export_dir, "--dest",
+                     tmp_path / "dest")  # fmt: skip
+    assert_one_line_error(result, "bytecode version 9, newer than pytorch_android_lite reads (8)", "--bytecode-version 8")
     assert not (tmp_path / "dest").exists()
 
 
 def test_bundle_refuses_a_tensor_mode_core_ml_model(export_cache, tmp_path):
     export_dir = export_cache("v2_x0_5", "coreml", coreml_mode="tensor")
-    result = run_cli("bundle", "--app", "ios", "--from", export_dir, "--dest", tmp_path)
-    assert_one_line_error(result, "no coreml artifact for the ios app")
+    result = run_cli("bundle", "--app", "ios", "--from", export_dir, "--dest", tmp_path / "dest")
+    assert_one_line_error(result, "the iOS app needs a classifier-mode Core ML model", "--coreml-mode classifier")
+    assert not (tmp_path / "dest").exists()
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from coremltools.converters.mil import Builder as mb
 
 from shufflenet_deploy import export
 from shufflenet_deploy.manifest import read_manifest
-from shufflenet_deploy.runtimes.coreml_mil import MilProgram
-from shufflenet_deploy.runtimes.coreml_mil.ops import constexpr_affine_dequantize, constexpr_blockwise_shift_scale
+from shufflenet_deploy.backends.coreml.mil import MilProgram
+from shufflenet_deploy.backends.coreml.mil.ops import constexpr_affine_dequantize, constexpr_blockwise_shift_scale
 from shufflenet_deploy.verify import verify
 
 RNG = np.random.default_rng(8)

@@ -29,7 +29,7 @@ from coremltools.converters.mil import Builder as mb
 
 from shufflenet_deploy.errors import SdeployError
 from shufflenet_deploy.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from shufflenet_deploy.runtimes.coreml_mil import MilProgram, UnsupportedOpError
+from shufflenet_deploy.backends.coreml.mil import MilProgram, UnsupportedOpError
 from shufflenet_deploy.zoo import load_model
 
 RNG = np.random.default_rng(0)
@@ -465,7 +465,7 @@ def test_own_blob_reader_agrees_with_coremltools(tmp_path):
     """values.BlobFile parses weight.bin itself; coremltools' private reader must see the same numbers."""
     from coremltools.libmilstoragepython import _BlobStorageReader
 
-    from shufflenet_deploy.runtimes.coreml_mil.values import BlobFile
+    from shufflenet_deploy.backends.coreml.mil.values import BlobFile
 
     net = QuantNet().eval()
     path = torch_package(tmp_path / "m.mlpackage", net, torch.randn(1, 3, 8, 8), precision="fp16")

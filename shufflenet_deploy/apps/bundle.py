@@ -1,42 +1,38 @@
-"""``sdeploy bundle``: copy one verified artifact, its labels and ``model.json`` into a demo app.
+"""``sdeploy bundle``: copy one verified artifact, its labels, ``model.json`` and a self-test into a demo app.
 
-``model.json`` is the app-side copy of the manifest's contract: the demos
-read the preprocessing, the input/output names and the labels file from it,
-so they classify exactly as ``sdeploy classify`` does.
+``model.json`` (docs/app-protocol.md) is the app-side copy of the manifest's
+contract: the demos read the engine, preprocessing, tensor names and labels
+file from it, so they classify exactly as ``sdeploy classify`` does.  Which
+backends an app can run, under which file name, and what it checks about
+an artifact are declared by each backend (:class:`~..backends.AppBinding`).
+
+The destination is staged: every file goes into a temporary folder beside
+it, is checked, and the folder replaces the bundle's files only when all are
+complete, so a failed bundle leaves the app as it was.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SdeployError
-from ..fsutil import atomic_path, remove_path, tree_sha256
-from ..manifest import check_artifact, read_manifest
-from ..targets.torchscript import ANDROID_LITE_1_13_BYTECODE
+from ..backends import AppBinding, app_bindings, app_names, get_backend
+from ..errors import SdeployError, os_error
+from ..fsutil import remove_path, replace_path, tree_sha256
+from ..manifest import check_artifact, contained_path, labels_path, manifest_labels, read_manifest
 
-APP_MODEL_SCHEMA = "sdeploy-app-model/1"
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    name: str
-    target: str  # the export target the app runs
-    artifact_keys: tuple[str, ...]  # acceptable manifest keys, preferred first
-    model_name: str  # fixed file name inside the app, so app code never changes with the arch
-    default_dest: str  # relative to the repository root
-    export_options: dict
-
-
-APPS = {
-    "android": AppSpec("android", "torchscript", ("torchscript",), "model.ptl", "android_demo/app/src/main/assets",
-                       {"bytecode_version": ANDROID_LITE_1_13_BYTECODE}),
-    "ios": AppSpec("ios", "coreml", ("coreml", "coreml-fp32"), "ShuffleNetClassifier.mlpackage",
-                   "ios_demo/ShuffleNetDemo/Model", {"coreml_mode": "classifier"}),
-    "web": AppSpec("web", "onnx", ("onnx", "onnx-fp16"), "model.onnx", "web_demo/model", {}),
-}  # fmt: skip
+APP_MODEL_SCHEMA = "sdeploy-app-model/2"
+LABELS_FILE = "labels.txt"
+MODEL_JSON = "model.json"
+#: Where each app keeps its bundled files, relative to the repository root.
+APP_FOLDERS = {
+    "android": "android_demo/app/src/main/assets",
+    "ios": "ios_demo/ShuffleNetDemo/Model",
+    "web": "web_demo/model",
+}
 
 
 @dataclass(frozen=True)
@@ -47,89 +43,134 @@ class BundleResult:
     model_json: dict
 
 
+def check_app(app: str) -> None:
+    if app not in app_names():
+        raise SdeployError(f"unknown app '{app}': choose from {', '.join(app_names())}")
+
+
+def app_target(app: str, target: str | None) -> tuple[str, AppBinding]:
+    """The backend the app runs: ``target`` if the app takes it, else the app's default engine."""
+    check_app(app)
+    bindings = app_bindings(app)
+    if target is None:
+        return next(iter(bindings.items()))
+    get_backend(target)
+    if target not in bindings:
+        raise SdeployError(f"the {app} app cannot run --target {target}; it takes {', '.join(bindings)}")
+    return target, bindings[target]
+
+
 def default_destination(app: str) -> Path:
-    spec = APPS[app]
-    dest = Path(spec.default_dest)
-    app_root = Path(spec.default_dest.split("/")[0])
-    if not app_root.is_dir():
-        raise SdeployError(f"{app_root}/ not found here: run from the repository root or pass --dest DIR")
+    dest = Path(APP_FOLDERS[app])
+    if not dest.parts[0] or not Path(dest.parts[0]).is_dir():
+        raise SdeployError(f"{dest.parts[0]}/ not found here: run from the repository root or pass --dest DIR")
     return dest
 
 
-def select_artifact(manifest: dict, export_dir: Path, spec: AppSpec) -> tuple[str, dict]:
-    """The artifact the app runs: present, intact, and usable by the app's runtime."""
-    key = next((k for k in spec.artifact_keys if k in manifest["artifacts"]), None)
+def select_artifact(manifest: dict, export_dir: Path, app: str, target: str, binding: AppBinding,
+                    key: str | None = None) -> tuple[str, dict]:  # fmt: skip
+    """The artifact the app runs: ``key``, or the target's first one in the manifest; present, intact and usable."""
+    candidates = {k: r for k, r in manifest["artifacts"].items() if r["target"] == target}
     if key is None:
-        raise SdeployError(
-            f"{export_dir} has no {spec.target} artifact for the {spec.name} app (has: {', '.join(manifest['artifacts']) or 'none'}); "
-            f"export with --target {spec.target}, or use 'sdeploy bundle --app {spec.name} --arch ARCH'"
-        )
-    record = manifest["artifacts"][key]
+        key = next(iter(sorted(candidates, key=lambda k: (k != target, k))), None)
+    if key is None or key not in candidates:
+        have = ", ".join(manifest["artifacts"]) or "none"
+        wanted = f"artifact {key}" if key else f"{target} artifact"
+        raise SdeployError(f"{export_dir} has no {wanted} for the {app} app (has: {have}); export with --target "
+                           f"{target}, or use 'sdeploy bundle --app {app} --arch ARCH'")  # fmt: skip
+    record = candidates[key]
     problem = check_artifact(export_dir, key, record).problem
     if problem:
         raise SdeployError(f"refusing to bundle {key}: {problem}; re-export it")
-    _check_app_compatibility(spec, record)
+    if binding.check is not None:
+        binding.check(record)
     return key, record
 
 
-def _check_app_compatibility(spec: AppSpec, record: dict) -> None:
-    if spec.name == "android":
-        version = record["details"].get("bytecode_version")
-        if version is None or version > ANDROID_LITE_1_13_BYTECODE:
-            raise SdeployError(
-                f"the .ptl has bytecode version {version}, newer than pytorch_android_lite 1.13.1 reads "
-                f"({ANDROID_LITE_1_13_BYTECODE}); re-export with --bytecode-version {ANDROID_LITE_1_13_BYTECODE}"
-            )
-    if spec.name == "ios" and record["details"].get("mode") != "classifier":
-        raise SdeployError("the iOS app needs a classifier-mode Core ML model; re-export with --coreml-mode classifier")
-
-
-def app_model_json(manifest: dict, key: str, record: dict, spec: AppSpec, labels_file: str) -> dict:
-    return {
+def app_model_json(manifest: dict, key: str, record: dict, binding: AppBinding, selftest: str | None) -> dict:
+    data = {
         "schema": APP_MODEL_SCHEMA,
         "arch": manifest["arch"],
         "artifact": key,
+        "target": record["target"],
         "format": record["format"],
-        "model_file": spec.model_name,
+        "model_file": binding.model_file,
         "sha256": record["sha256"],
         "precision": record["precision"],
         "num_classes": manifest["num_classes"],
-        "labels_file": labels_file,
-        "input": record["inputs"][0],
-        "output": next((o for o in record["outputs"] if o["name"] == "logits"), record["outputs"][0]),
+        "labels_file": LABELS_FILE,
+        "input": {"layout": "NCHW", **record["inputs"][0]},
+        "output": next((o for o in record["outputs"] if o.get("kind") in ("logits", "probabilities")),
+                       next((o for o in record["outputs"] if o["name"] == "logits"), record["outputs"][0])),
         "preprocess": manifest["input"],
-        "weights": manifest["weights"],
+        "weights": {k: v for k, v in manifest["weights"].items() if k != "source"},
         "sdeploy_version": manifest["versions"].get("sdeploy"),
-    }
+    }  # fmt: skip
+    if selftest:
+        data["selftest_file"] = selftest
+    return data
 
 
-def bundle(app: str, export_dir: str | Path, dest: str | Path | None = None) -> BundleResult:
-    """Copy the app's artifact, labels and model.json from ``export_dir`` into ``dest``."""
-    if app not in APPS:
-        raise SdeployError(f"unknown app '{app}': choose from {', '.join(APPS)}")
-    spec = APPS[app]
+def bundle(app: str, export_dir: str | Path, dest: str | Path | None = None, target: str | None = None,
+           artifact: str | None = None, selftest: bool = True) -> BundleResult:  # fmt: skip
+    """Copy the app's artifact, labels, model.json and self-test from ``export_dir`` into ``dest``."""
+    target, binding = app_target(app, target)
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
-    key, record = select_artifact(manifest, export_dir, spec)
+    key, record = select_artifact(manifest, export_dir, app, target, binding, artifact)
+    manifest_labels(export_dir, manifest)  # sha256 and count checked before anything is copied
     dest = Path(dest) if dest is not None else default_destination(app)
+    stage = dest.with_name(f".{dest.name}.bundle-{os.getpid()}")
+    try:
+        remove_path(stage)
+        stage.mkdir(parents=True)
+        files = _stage_files(stage, export_dir, manifest, key, record, binding, selftest)
+        _swap_in(stage, dest, files)
+    except OSError as exc:
+        raise os_error(exc, dest) from None
+    finally:
+        remove_path(stage)
+    return BundleResult(app, dest, files, json.loads((dest / MODEL_JSON).read_text("utf-8")))
+
+
+def _stage_files(stage: Path, export_dir: Path, manifest: dict, key: str, record: dict, binding: AppBinding,
+                 selftest: bool) -> list[str]:  # fmt: skip
+    """Write every file of the bundle into ``stage`` and check the copies; returns their names."""
+    names = _artifact_file_names(record, binding)
+    for entry, name in zip(record["files"], names, strict=True):
+        source = contained_path(export_dir, entry["path"], f"artifacts.{key}")
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, stage / name)
+        # The copy is checked too: a full disk or a racing writer must not ship a different model.
+        if tree_sha256(stage / name) != entry["sha256"]:
+            raise SdeployError(f"the copy of {entry['path']} does not match its sha256; nothing was bundled", exit_code=1)
+    shutil.copyfile(labels_path(export_dir, manifest), stage / LABELS_FILE)
+    selftest_name = None
+    if selftest:
+        from .selftest import SELFTEST_FILE, write_selftest
+
+        write_selftest(stage / SELFTEST_FILE, export_dir, manifest, key, record, binding)
+        selftest_name = SELFTEST_FILE
+    model_json = app_model_json(manifest, key, record, binding, selftest_name)
+    (stage / MODEL_JSON).write_text(json.dumps(model_json, indent=2) + "\n", encoding="utf-8")
+    return [*names, LABELS_FILE, *([selftest_name] if selftest_name else []), MODEL_JSON]
+
+
+def _artifact_file_names(record: dict, binding: AppBinding) -> list[str]:
+    """The app's fixed name for the main file; further files keep their suffix after the main file's stem."""
+    main = record["files"][0]["path"]
+    stem = binding.model_file.rsplit(".", 1)[0]
+    suffixes = get_backend(record["target"]).target.suffixes
+    names = [binding.model_file]
+    for entry, suffix in zip(record["files"][1:], suffixes[1:], strict=False):
+        names.append(stem + suffix if entry["path"].endswith(suffix) else entry["path"].replace(main, stem))
+    return names
+
+
+def _swap_in(stage: Path, dest: Path, files: list[str]) -> None:
+    """Replace the bundle's files in ``dest`` with the staged ones; model.json, which apps read first, goes last."""
     dest.mkdir(parents=True, exist_ok=True)
-
-    labels_name = "labels.txt"
-    model_json = app_model_json(manifest, key, record, spec, labels_name)
-    copies = {spec.model_name: export_dir / record["path"], labels_name: export_dir / manifest["labels"]["file"]}
-    for name, source in copies.items():
-        with atomic_path(dest / name) as tmp:
-            if source.is_dir():
-                shutil.copytree(source, tmp)
-            else:
-                shutil.copyfile(source, tmp)
-    # The copy is checked too: a full disk or a racing writer must not ship a different model.
-    if tree_sha256(dest / spec.model_name) != record["sha256"]:
-        remove_path(dest / spec.model_name)
-        raise SdeployError(f"the copy of {record['path']} in {dest} does not match its sha256; nothing was bundled")
-    with atomic_path(dest / "model.json") as tmp:
-        tmp.write_text(json.dumps(model_json, indent=2) + "\n", encoding="utf-8")
-    return BundleResult(app, dest, [spec.model_name, labels_name, "model.json"], model_json)
+    for name in sorted(files, key=lambda n: n == MODEL_JSON):
+        replace_path(stage / name, dest / name)
 
 
-__all__ = ["APPS", "BundleResult", "app_model_json", "bundle"]
+__all__ = ["APP_FOLDERS", "BundleResult", "app_model_json", "app_target", "bundle"]

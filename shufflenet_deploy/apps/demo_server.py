@@ -11,6 +11,8 @@ from ..errors import SdeployError
 #: Browsers refuse to compile WebAssembly served with another type, or to import modules as octet-stream.
 MIME_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript", ".onnx": "application/octet-stream"}
 RUNTIME_DIR = "node_modules/onnxruntime-web/dist"
+#: Makes the page ``crossOriginIsolated`` (in a secure context: https, localhost or 127.0.0.1).
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
 
 class DemoRequestHandler(http.server.SimpleHTTPRequestHandler):
@@ -19,6 +21,10 @@ class DemoRequestHandler(http.server.SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         # A re-bundled model must not be served from the browser cache.
         self.send_header("Cache-Control", "no-store")
+        # Cross-origin isolation: without it browsers withhold SharedArrayBuffer, so onnxruntime-web
+        # cannot use wasm threads. Everything the page loads is same-origin, so require-corp costs nothing.
+        for name, value in ISOLATION_HEADERS.items():
+            self.send_header(name, value)
         super().end_headers()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..nets.shufflenet_v1 import OFFICIAL_CONTRACT
+from ..labels import parse_labels
 from ..predict import softmax, top_k
 from .selftest import golden_compare_cases
 from ..preprocess import InputContract, normalize, random_images, resize_and_crop
@@ -90,13 +91,7 @@ def _topk_cases() -> list[dict]:
 
 
 def _label_cases() -> list[dict]:
-    def parse(text: str) -> list[str]:
-        lines = text.splitlines()
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return [line.strip() for line in lines]
-
-    return [{"text": text, "labels": parse(text)} for text in LABEL_TEXTS]
+    return [{"text": text, "labels": parse_labels(text)} for text in LABEL_TEXTS]
 
 
 def write_golden(out_dir: str | Path, contracts: dict[str, InputContract] | None = None) -> Path:

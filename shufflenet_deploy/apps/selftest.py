@@ -7,7 +7,21 @@ to a report's outputs.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
+
+from .. import parity
+from ..manifest import manifest_contract
+from ..predict import predict_logits, softmax
+from ..preprocess import load_image, preprocess, preprocess_8bit, random_images
+from ..verify import rebuild_reference, tolerance_for
 
 SELFTEST_SCHEMA = "sdeploy-selftest/1"
 REPORT_SCHEMA = "sdeploy-device-report/1"
@@ -15,33 +29,18 @@ REPORT_SCHEMA = "sdeploy-device-report/1"
 
 def compare(outputs, expected, tolerance: dict) -> dict:
     """Metrics and verdict for an app's ``outputs`` against ``expected``, one row per image."""
-    actual = np.asarray(outputs, dtype=np.float64)
-    reference = np.asarray(expected, dtype=np.float64)
+    actual, reference = np.asarray(outputs, np.float64), np.asarray(expected, np.float64)
     if actual.shape != reference.shape or reference.ndim != 2 or not len(reference):
         raise ValueError(f"outputs {actual.shape} and expected {reference.shape} must be equal (images, classes) arrays")
-    max_abs = float(np.abs(actual - reference).max())
-    spread = float(reference.max() - reference.min()) or 1.0
-    norms = np.linalg.norm(actual, axis=1) * np.linalg.norm(reference, axis=1) + 1e-30
-    cosine = float(((actual * reference).sum(axis=1) / norms).min())
-    agree = actual.argmax(axis=1) == reference.argmax(axis=1)
-    decisive = _top2_gap(reference) > tolerance["decisive_margin"]
-    decisive_agreement = float(agree[decisive].mean()) if decisive.any() else 1.0
-    passed = max_abs <= tolerance["atol"] and cosine >= tolerance["min_cosine"] and decisive_agreement == 1.0
+    verdict = parity.compare(actual, reference, tolerance["atol"], tolerance["min_cosine"], tolerance["decisive_margin"])
     return {
-        "verdict": "PASS" if passed else "FAIL",
-        "max_abs_error": max_abs,
-        "max_rel_error": max_abs / spread,
-        "min_cosine": cosine,
-        "top1_agreement": float(agree.mean()),
-        "decisive_top1_agreement": decisive_agreement,
+        "verdict": "PASS" if verdict.passed else "FAIL",
+        "max_abs_error": verdict.max_abs_error,
+        "max_rel_error": verdict.max_rel_error,
+        "min_cosine": verdict.min_cosine,
+        "top1_agreement": verdict.top1_agreement,
+        "decisive_top1_agreement": verdict.decisive_top1_agreement,
     }
-
-
-def _top2_gap(values: np.ndarray) -> np.ndarray:
-    if values.shape[1] < 2:
-        return np.full(len(values), np.inf)
-    top2 = np.sort(values, axis=1)[:, -2:]
-    return top2[:, 1] - top2[:, 0]
 
 
 def golden_compare_cases() -> list[dict]:
@@ -72,3 +71,86 @@ def golden_compare_cases() -> list[dict]:
         out.append({"name": name, "tolerance": tol, "outputs": outputs.tolist(), "expected": reference.tolist(),
                     "result": compare(outputs, reference, tol)})  # fmt: skip
     return out
+
+
+# ---------------------------------------------------------------- the bundle's selftest.json
+
+SELFTEST_FILE = "selftest.json"
+SAMPLE_PHOTO = "flower.jpg"
+WARMUP_RUNS, TIMED_RUNS = 3, 10
+#: Input kinds whose app feeds 8-bit pixels (the rest get the unrounded resize, as ``preprocess`` computes it).
+EIGHT_BIT_INPUTS = ("pixels", "image")
+
+
+def selftest_images() -> list[tuple[str, str, np.ndarray]]:
+    """(name, kind, HxWx3 uint8 RGB): the bundled photo and synthetic patterns of awkward sizes, all deterministic."""
+    with resources.as_file(resources.files("shufflenet_deploy").joinpath("data", SAMPLE_PHOTO)) as path:
+        photo = load_image(path)
+    field = random_images(1, 333, seed=7)[0][:333, :251]  # portrait, odd sizes
+    ramp = np.linspace(0, 255, 419)
+    gradient = np.stack(np.broadcast_arrays(ramp[None, :], ramp[::-1, None][:157], np.full((157, 419), 96.0)), axis=2)
+    checks = ((np.indices((180, 240)).sum(axis=0) // 12) % 2 * 200 + 30).astype(np.uint8)
+    return [
+        ("photo-flower", "natural", photo),
+        ("photo-flower-portrait", "natural", np.ascontiguousarray(photo.transpose(1, 0, 2)[::-1])),
+        ("noise-field", "synthetic", field),
+        ("gradient-wide", "synthetic", np.rint(gradient).astype(np.uint8)),
+        ("checkerboard", "synthetic", np.repeat(checks[..., None], 3, axis=2)),
+    ]
+
+
+def pixels_sha256(pixels: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def expected_outputs(model, images: list[np.ndarray], contract, input_kind: str, probabilities: bool) -> np.ndarray:
+    """Eager PyTorch's outputs for each image, through the input the app's engine takes."""
+    view = preprocess_8bit if input_kind in EIGHT_BIT_INPUTS else preprocess
+    logits = predict_logits(model, np.stack([view(image, contract) for image in images]))
+    return softmax(logits) if probabilities else logits
+
+
+def app_tolerance(record: dict, expected: np.ndarray) -> dict:
+    """What verify would allow this artifact, on the spread of these expected outputs."""
+    tolerance = tolerance_for(record)
+    atol = tolerance.max_rel_error * (float(expected.max() - expected.min()) or 1.0)
+    return {"atol": atol, "min_cosine": tolerance.min_cosine, "decisive_margin": 2 * atol}
+
+
+def output_kind(record: dict) -> str:
+    kinds = [o.get("kind") for o in record["outputs"]]
+    return "probabilities" if "probabilities" in kinds and "logits" not in [o["name"] for o in record["outputs"]] else "logits"
+
+
+def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, model_file: str) -> dict:
+    """The ``selftest.json`` document for one bundled artifact (docs/app-protocol.md)."""
+    model = rebuild_reference(manifest, export_dir, progress=False)
+    images = selftest_images()
+    kind = output_kind(record)
+    expected = expected_outputs(model, [i for _, _, i in images], manifest_contract(manifest),
+                                record["inputs"][0].get("kind", "tensor"), kind == "probabilities")  # fmt: skip
+    entries = []
+    for (name, source, pixels), values in zip(images, expected, strict=True):
+        png = io.BytesIO()
+        Image.fromarray(pixels).save(png, format="PNG")
+        entries.append({
+            "name": name, "kind": source, "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+            "png_base64": base64.b64encode(png.getvalue()).decode(), "png_sha256": _sha256(png.getvalue()),
+            "pixels_sha256": pixels_sha256(pixels), "expected": [float(v) for v in values],
+            "expected_top1": int(np.argmax(values)),
+        })  # fmt: skip
+    return {
+        "schema": SELFTEST_SCHEMA, "arch": manifest["arch"], "artifact": key, "format": record["format"],
+        "precision": record["precision"], "model_file": model_file, "sha256": record["sha256"],
+        "output_kind": kind, "tolerance": app_tolerance(record, expected),
+        "runs": {"warmup": WARMUP_RUNS, "timed": TIMED_RUNS}, "images": entries,
+    }  # fmt: skip
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_selftest(path: Path, export_dir: Path, manifest: dict, key: str, record: dict, binding) -> None:
+    document = build_selftest(export_dir, manifest, key, record, binding.model_file)
+    path.write_text(json.dumps(document) + "\n", encoding="utf-8")

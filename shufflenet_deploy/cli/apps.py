@@ -6,39 +6,50 @@ from pathlib import Path
 
 import click
 
-from ..apps.bundle import APPS, bundle
+from ..apps.bundle import app_target, bundle
 from ..apps.demo_server import check_web_demo, make_server
+from ..apps.golden import write_golden
+from ..backends import app_bindings, app_names
 from ..errors import SdeployError
 from ..export import export
-from ..apps.golden import write_golden
 from ..preprocess import check_img_size
 from .common import echo_json, main, weights_options
 
 
+def _engines_help() -> str:
+    apps = "; ".join(f"{app}: {', '.join(app_bindings(app))}" for app in app_names())
+    return f"The app's engine, by target name; the first listed is the default ({apps})."
+
+
 @main.command("bundle")
-@click.option("--app", type=click.Choice(list(APPS)), required=True, help="Demo app to fill.")
+@click.option("--app", type=click.Choice(app_names()), required=True, help="Demo app to fill.")
 @click.option("--from", "from_dir", type=click.Path(file_okay=False), help="An export directory (with sdeploy.json).")
 @click.option("--arch", help="Export this architecture first (with the options the app needs), then bundle it.")
+@click.option("--target", default=None, help=_engines_help())
+@click.option("--artifact", default=None, metavar="KEY",
+              help="Which of the target's artifacts to bundle, by manifest key (e.g. onnx-fp16); default: its first.")
 @weights_options
 @click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line (with --arch).")
 @click.option("--img-size", type=int, default=None, help="Input size when exporting with --arch (default 224).")
 @click.option("--dest", type=click.Path(file_okay=False),
               help="Asset folder to fill (default: the app's folder under the current directory).")
+@click.option("--no-selftest", is_flag=True, help="Leave out selftest.json (the app's on-device parity check).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written model.json.")
-def bundle_command(app, from_dir, arch, weights, num_classes, seed, labels, img_size, dest, as_json) -> None:
-    """Copy a verified artifact, its labels and model.json into a demo app's assets."""
+def bundle_command(app, from_dir, arch, target, artifact, weights, num_classes, seed, labels, img_size, dest,
+                   no_selftest, as_json) -> None:  # fmt: skip
+    """Copy a verified artifact, its labels, model.json and a self-test into a demo app's assets."""
     if bool(from_dir) == bool(arch):
         raise SdeployError("pass exactly one of --from EXPORT_DIR or --arch ARCH")
+    target, binding = app_target(app, target)
     if arch:
         if img_size is not None:
             check_img_size(img_size)
-        spec = APPS[app]
-        result = export(arch, spec.target, weights=weights, num_classes=num_classes, labels=labels, seed=seed,
-                        img_size=img_size, **spec.export_options)  # fmt: skip
+        result = export(arch, target, weights=weights, num_classes=num_classes, labels=labels, seed=seed,
+                        img_size=img_size, **binding.export_options)  # fmt: skip
         if not result.ok:
             raise SdeployError(f"export for the {app} app failed: {result.results[0].error}", exit_code=1)
         from_dir = result.export_dir
-    bundled = bundle(app, from_dir, dest)
+    bundled = bundle(app, from_dir, dest, target=target, artifact=artifact, selftest=not no_selftest)
     if as_json:
         echo_json(bundled.model_json)
         return

@@ -16,7 +16,7 @@ from ..perf.bench import (
     DEFAULT_THREADS,
     DEFAULT_WARMUP,
     EAGER,
-    PRECISION_VARIANTS,
+    PRECISIONS,
     BenchReport,
     BenchRow,
     ModelResult,
@@ -29,9 +29,9 @@ from ..fsutil import write_text_atomic
 from ..perf.opprofile import DEFAULT_RUNS as PROFILE_RUNS
 from ..perf.opprofile import DEFAULT_WARMUP as PROFILE_WARMUP
 from ..perf.opprofile import KIND_LABELS, OpProfile, profile_arch
-from ..runtimes import RUNNERS
+from ..backends import runtime_names
 from ..tables import format_table, human_bytes
-from .common import echo_json, main
+from .common import echo_json, main, target_choice_metavar
 
 
 def _model_options(func):
@@ -50,9 +50,9 @@ def _model_options(func):
 @main.command("bench")
 @click.argument("export_dirs", nargs=-1, type=click.Path())
 @click.option("--arch", "archs", multiple=True, help="Export this arch first, then benchmark it (repeatable).")
-@click.option("--target", "targets", multiple=True, metavar="onnx|torchscript|coreml|ncnn|all",
+@click.option("--target", "targets", multiple=True, metavar=target_choice_metavar(),
               help="With --arch: formats to export (repeat or comma-separate; default all).")
-@click.option("--precision", "precisions", multiple=True, metavar="|".join(PRECISION_VARIANTS),
+@click.option("--precision", "precisions", multiple=True, metavar="|".join(PRECISIONS),
               help="With --arch: precision variants to export (repeat or comma-separate; default fp32).")
 @click.option("--half", is_flag=True, help="With --arch: also export fp16 variants (same as --precision fp32,fp16).")
 @click.option("--calib", type=click.Path(), default=None, metavar="DIR",
@@ -70,7 +70,7 @@ def _model_options(func):
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True,
               help="Thread counts to measure, comma-separated; 'all' is every CPU core.")
 @click.option("--batch", type=int, default=DEFAULT_BATCH, show_default=True, help="Images per throughput call.")
-@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(list(RUNNERS)),
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(runtime_names()),
               help="Only these runtimes (repeatable); eager PyTorch always runs.")
 @click.option("--skip-interpreter", is_flag=True,
               help="Leave out runtimes that run in a stand-in interpreter here (Core ML off macOS: slow, not Core ML speed).")
@@ -188,8 +188,8 @@ def _model_notes(model: ModelResult) -> list[str]:
             modes.setdefault(row.throughput_mode, []).append(row.key)
     if len(modes) > 1 or any(r.batch_size for r in model.rows if r.status == "ok"):
         notes += [f"img/s, {', '.join(keys)}: {mode}" for mode, keys in modes.items()]
-    notes += [f"{r.key}: interpreter, not Core ML speed (sdeploy's NumPy interpreter runs the ML Program here; "
-              "Core ML itself runs only on macOS)" for r in model.rows if r.interpreter]  # fmt: skip
+    notes += [f"{r.key}: {r.description}: a stand-in interpreter, so its speed is not the real runtime's"
+              for r in model.rows if r.interpreter]  # fmt: skip
     notes += [f"{r.key}: {r.status.upper()}: {r.error}" for r in model.rows if r.status != "ok"]
     notes += model.notes
     return [f"note: {n}" for n in notes]

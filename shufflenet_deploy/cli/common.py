@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from .. import __version__
+from ..backends import COMMON_OPTIONS, Option, target_backends, target_names
 from ..errors import SdeployError
 
 
@@ -26,10 +28,10 @@ class SdeployGroup(click.Group):
             raise CliError(str(exc), exc.exit_code) from None
 
 
-@click.group(cls=SdeployGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=SdeployGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", "-V", prog_name="sdeploy")
 def main() -> None:
-    """Export ShuffleNet V1/V2 classifiers to ONNX, TorchScript Mobile, Core ML and NCNN, and prove they are right."""
+    """Export ShuffleNet V1/V2 classifiers for phones (ExecuTorch, LiteRT, Core ML, ONNX, NCNN...) and prove they are right."""
 
 
 def echo_json(data: object) -> None:
@@ -45,3 +47,58 @@ def weights_options(func):
     func = click.option("--weights", "weights", default="imagenet", show_default=True, metavar="imagenet|random|none|PATH",
                         help="Pretrained download, seeded random init, PyTorch default init, or a checkpoint file.")(func)
     return func
+
+
+class GroupedOption(click.Option):
+    """An option shown under a heading of its own in ``--help`` (e.g. the backend that reads it)."""
+
+    def __init__(self, *args, group: str = "Options", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+class GroupedCommand(click.Command):
+    """``--help`` lists options under their group's heading, in the order the groups first appear."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        groups: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                groups.setdefault(getattr(param, "group", "Options"), []).append(record)
+        for title, rows in groups.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def target_choice_metavar() -> str:
+    return "|".join([*target_names(), "all"])
+
+
+def export_option_decorators(skip: tuple[str, ...] = ()):
+    """click options for every declared export option: the common ones, then each backend's under its heading."""
+    declared = [(o, "Options for every target") for o in COMMON_OPTIONS]
+    declared += [(o, f"{b.name} options") for b in target_backends() for o in b.options]
+    return [_click_option(option, group) for option, group in declared if option.name not in skip]
+
+
+def apply(decorators, func):
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _click_option(option: Option, group: str):
+    kwargs = {"default": option.default, "help": option.help, "group": group, "cls": GroupedOption,
+              "show_default": option.default not in (None, False)}  # fmt: skip
+    if option.type is bool:
+        return click.option(option.flag, option.name, is_flag=True, **kwargs)
+    if option.choices:
+        kind = click.Choice(list(option.choices))
+    elif option.type is int and (option.minimum, option.maximum) != (None, None):
+        kind = click.IntRange(min=option.minimum, max=option.maximum)
+    elif option.type is Path:
+        kind = click.Path()
+    else:
+        kind = option.type
+    return click.option(option.flag, option.name, type=kind, metavar=option.metavar, **kwargs)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from ..backends import runtime_names
 from ..fsutil import write_text_atomic
-from ..runtimes import RUNNERS
 from ..tables import format_table
 from ..verify import verify
 from .common import echo_json, main
@@ -23,16 +23,19 @@ from .common import echo_json, main
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic inputs.")
 @click.option("--atol", type=click.FloatRange(min=0), default=None,
               help="Absolute logit tolerance for every runtime (default: per precision, relative to the logit range).")
-@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(list(RUNNERS)),
-              help="Only these runtimes (repeatable).")
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(runtime_names()),
+              help="Only these runtimes (repeatable; default: each artifact's own runtime plus every installed "
+                   "second runtime of its format).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per runtime (default: the runtime's).")
+@click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
+              help="The checkpoint a --weights PATH export was made from, when the export's copy is gone.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full report as JSON to this file ('-' for stdout).")
 @click.option("--quiet", "-q", is_flag=True, help="No table; the exit code says pass (0) or fail (1).")
-def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, json_path, quiet) -> None:
+def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, weights, json_path, quiet) -> None:
     """Check every artifact of an export against eager PyTorch; exit code 0 only if all pass."""
     report = verify(export_dir, images=images, samples=samples, seed=seed, atol=atol, runtimes=list(runtimes) or None,
-                    threads=threads, progress=not quiet)  # fmt: skip
+                    threads=threads, weights=weights, progress=not quiet)  # fmt: skip
     if json_path == "-":
         echo_json(report.to_dict())
     elif json_path:
@@ -40,6 +43,8 @@ def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, j
     if not quiet and json_path != "-":
         click.echo(_verify_table(report))
     if not report.passed:
+        failed = ", ".join(f"{r.key} in {r.runtime} ({r.status})" for r in report.runtimes if r.status != "pass")
+        click.echo(f"Error: verification failed: {failed or 'the export has no artifact to verify'}", err=True)
         sys.exit(1)
 
 
@@ -69,7 +74,7 @@ def _verify_table(report) -> str:
     for r in report.runtimes:
         if r.description:
             lines.append(f"{r.key}: {r.description}")
-        if r.error:
-            lines.append(f"{r.key}: {r.status.upper()}: {r.error}")
+        if r.error or r.reason:
+            lines.append(f"{r.key} ({r.runtime}): {r.status.upper()}: {r.error or r.reason}")
     lines.append("PASSED" if report.passed else "FAILED")
     return "\n".join(lines)

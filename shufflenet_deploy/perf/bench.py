@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from ..backends import backend_for_runtime, check_runtime_name, get_backend, parse_targets, runner_class, runtime_for
 from ..complexity import count_params, layer_costs
 from ..errors import SdeployError
 from ..export import export
@@ -47,9 +48,6 @@ from ..manifest import check_artifact, read_manifest
 from ..nets import get_arch
 from ..preprocess import check_img_size
 from ..progress import Task, status
-from ..runtimes import RUNNERS, check_runtime_name, runtime_for
-from ..runtimes.coreml_runner import native_coreml_available
-from ..targets import ExportOptions
 from ..verify import rebuild_reference
 
 SCHEMA = "sdeploy-bench/1"
@@ -79,12 +77,8 @@ DEFINITIONS = {
     "interpreter": "true where the runtime is an interpreter standing in for the real one (Core ML off macOS): "
     "its speed is not the real runtime's",
 }
-#: Export options that make each precision variant (``sdeploy bench --arch ... --precision``).
-PRECISION_VARIANTS = {
-    "fp32": {"precision": "fp32"},
-    "fp16": {"half": True, "precision": "fp16"},
-    "int8": {"quantize": "int8"},
-}
+#: Precision variants ``sdeploy bench --arch ... --precision`` can export; each backend says how (bench_variants).
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 # ---------------------------------------------------------------- report
@@ -260,7 +254,7 @@ def bench(
         for index, plan in enumerate(plans):
             state_dict_path = workdir / f"{index}-state_dict.pt"
             model = _describe_model(plan, state_dict_path, progress)
-            settings = {"runs": runs, "warmup": warmup, "threads": counts, "batch": batch, "state_dict": str(state_dict_path)}
+            settings = {"runs": runs, "warmup": warmup, "threads": counts, "batch": batch}
             for key in [None, *plan.keys]:  # None: the eager model, first, as every ratio refers to it
                 position += 1
                 label = f"[{position}/{jobs_total}] {model.arch} {key or EAGER}"
@@ -303,7 +297,7 @@ def _check_counts(runs: int, warmup: int, batch: int) -> None:
 
 def runs_in_interpreter(runtime: str) -> bool:
     """Whether this machine runs ``runtime`` through a stand-in interpreter (Core ML off macOS)."""
-    return runtime == "coreml" and not native_coreml_available()
+    return runner_class(runtime).is_interpreter()
 
 
 def _plan(export_dir: Path, runtimes: Iterable[str] | None, skip_interpreter: bool) -> _Plan:
@@ -328,17 +322,16 @@ def _plan(export_dir: Path, runtimes: Iterable[str] | None, skip_interpreter: bo
 def _artifact_order(item: tuple[str, dict]) -> tuple:
     """Rows grouped by runtime, fp32 before fp16 before int8: the manifest's order is the order of exports."""
     key, record = item
-    runtime, precision = runtime_for(record), record.get("precision", "")
-    precisions = list(PRECISION_VARIANTS)
-    return (list(RUNNERS).index(runtime) if runtime in RUNNERS else len(RUNNERS),
-            precisions.index(precision) if precision in precisions else len(precisions), key)  # fmt: skip
+    precision = record.get("precision", "")
+    order = backend_for_runtime(runtime_for(record)).order
+    return order, PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS), key
 
 
 def _describe_model(plan: _Plan, state_dict_path: Path, progress: bool) -> ModelResult:
-    """Costs of the network; its state_dict is saved for the workers, and its size is the size reference."""
+    """Costs of the network; its state_dict is saved once to measure the size every ratio refers to."""
     manifest = plan.manifest
     with Task(f"eager reference {manifest['arch']}", enabled=progress) as task:
-        network = rebuild_reference(manifest, progress)
+        network = rebuild_reference(manifest, plan.export_dir, progress=progress)
         torch.save(network.state_dict(), state_dict_path)
         task.done("rebuilt")
     img_size = manifest["input"]["img_size"]
@@ -456,16 +449,18 @@ def export_for_bench(
         get_arch(arch)
     if img_size is not None:
         check_img_size(img_size)
-    variants = [(p, precision_variant(p)) for p in dict.fromkeys(precisions)]
-    int8_options = _int8_options(calib, calib_samples, [p for p, _ in variants])
+    names = parse_targets(targets)
+    precisions = list(dict.fromkeys(precisions))
+    int8_options = _int8_options(calib, calib_samples, precisions)
     dirs = []
     for arch in archs:
         out = Path(root) / arch
         exported = False
-        for precision, options in variants:
-            status(f"exporting {arch} ({precision})", progress)
+        for precision in precisions:
+            chosen, options = precision_variant(precision, names)
+            status(f"exporting {arch} ({precision}: {', '.join(chosen)})", progress)
             extra = int8_options if precision == "int8" else {}  # export refuses --calib without int8
-            result = export(arch, targets, weights=weights, out=out, img_size=img_size, num_classes=num_classes,
+            result = export(arch, chosen, weights=weights, out=out, img_size=img_size, num_classes=num_classes,
                             seed=seed, progress=progress, dynamic_batch=dynamic_batch, **options, **extra)  # fmt: skip
             exported = exported or any(r.status == "ok" for r in result.results)
             for failure in (r for r in result.results if r.status == "failed"):
@@ -484,14 +479,21 @@ def _int8_options(calib: str | Path | None, calib_samples: int | None, precision
     return {"calib": calib, "calib_samples": calib_samples} if calib_samples else {"calib": calib}
 
 
-def precision_variant(precision: str) -> dict:
-    """Export options for one precision variant; int8 only where ``sdeploy export`` can quantize."""
-    if precision not in PRECISION_VARIANTS:
-        raise SdeployError(f"unknown precision '{precision}': choose from {', '.join(PRECISION_VARIANTS)}")
-    options = PRECISION_VARIANTS[precision]
-    supported = {f.name for f in fields(ExportOptions)}
-    missing = [name for name in options if name not in supported]
-    if missing:
-        raise SdeployError(f"--precision {precision} needs export option(s) {', '.join(missing)}, "
-                           "which this version of sdeploy export does not have")  # fmt: skip
-    return options
+def precision_variant(precision: str, targets: list[str]) -> tuple[list[str], dict]:
+    """The targets that offer ``precision`` and the export options that make it (each backend declares its own)."""
+    if precision not in PRECISIONS:
+        raise SdeployError(f"unknown precision '{precision}': choose from {', '.join(PRECISIONS)}")
+    chosen, options = [], {}
+    for name in targets:
+        variant = get_backend(name).bench_variants.get(precision)
+        if variant is None:
+            continue
+        clash = {k for k in variant if k in options and options[k] != variant[k]}
+        if clash:
+            raise SdeployError(f"--precision {precision}: {name} needs {', '.join(sorted(clash))} set differently "
+                               "from another target; benchmark them in separate runs")  # fmt: skip
+        chosen.append(name)
+        options.update(variant)
+    if not chosen:
+        raise SdeployError(f"none of {', '.join(targets)} offers --precision {precision}")
+    return chosen, options

@@ -42,7 +42,8 @@ import numpy as np
 
 from .bench import check_run_counts
 from ..complexity import LayerCost, layer_costs
-from ..errors import MissingDependencyError, SdeployError
+from ..backends.onnx import BACKEND as ONNX
+from ..errors import SdeployError, require_modules
 from ..export import export
 from ..manifest import manifest_contract
 from ..nets import get_arch
@@ -133,12 +134,12 @@ def profile_arch(
     with tempfile.TemporaryDirectory(prefix="sdeploy-profile-") as tmp:
         workdir = Path(tmp)
         status(f"{arch}: fp32 ONNX export into a temporary directory", progress)
-        result = export(arch, "onnx", weights=weights, out=workdir / "export", img_size=img_size,
+        result = export(arch, ONNX.name, weights=weights, out=workdir / "export", img_size=img_size,
                         num_classes=num_classes, seed=seed, progress=progress)  # fmt: skip
         if not result.ok:
             raise SdeployError(f"exporting {arch} to ONNX failed: {result.results[0].error}", exit_code=1)
         manifest = result.manifest
-        onnx_path = workdir / "export" / manifest["artifacts"]["onnx"]["path"]
+        onnx_path = workdir / "export" / result.results[0].path
         network = get_arch(manifest["arch"]).build(manifest["num_classes"])
         costs = layer_costs(network, img_size)
         inputs = random_inputs(1, manifest_contract(manifest))
@@ -165,10 +166,9 @@ def _check_settings(arch: str, img_size: int, runs: int, warmup: int, threads: i
 
 
 def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "onnx", "sdeploy profile") from None
+    require_modules(ONNX.modules, ONNX.extra, "sdeploy profile")
+    import onnxruntime
+
     return onnxruntime
 
 

@@ -14,11 +14,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from .bench import EAGER, BenchReport, BenchRow, ModelResult
+from ..backends import backend_for_runtime
 from ..errors import MissingDependencyError, SdeployError
 from ..fsutil import atomic_path
 
-RUNTIME_COLORS = {EAGER: "black", "onnxruntime": "tab:blue", "torchscript": "tab:orange", "ncnn": "tab:green",
-                  "coreml": "tab:purple"}  # fmt: skip
+EAGER_COLOR = "black"
 FAMILY_MARKERS = {"v2": ("o", "ShuffleNet V2"), "v1": ("s", "ShuffleNet V1")}
 #: Arch labels closer than this share of the x range are spread sideways so they do not overprint.
 LABEL_CROWDING = 0.03
@@ -35,7 +35,7 @@ def plot_latency_vs_mflops(report: BenchReport, path: str | Path, title: str | N
     for (runtime, precision, family), points in sorted(series.items()):
         points.sort()
         xs, ys = zip(*points, strict=True)
-        color = RUNTIME_COLORS.get(runtime, "tab:gray")
+        color = runtime_color(runtime)
         axes.plot(xs, ys, linestyle="-" if family == "v2" else ":", color=color, linewidth=1, alpha=0.6)
         axes.scatter(xs, ys, marker=FAMILY_MARKERS.get(family, ("^", ""))[0], s=46, zorder=3,
                      color=color if precision == "fp32" else "white", edgecolors=color, linewidths=1.4)  # fmt: skip
@@ -59,6 +59,10 @@ def plot_latency_vs_mflops(report: BenchReport, path: str | Path, title: str | N
         figure.savefig(tmp, format="png")
     plt.close(figure)
     return path
+
+
+def runtime_color(runtime: str) -> str:
+    return EAGER_COLOR if runtime == EAGER else backend_for_runtime(runtime).color
 
 
 def require_matplotlib():
@@ -92,7 +96,7 @@ def _legend_handles(series: dict) -> list:
 
     handles = []
     for runtime, precision in sorted({(r, p) for r, p, _ in series}, key=lambda rp: (rp[0] != EAGER, rp)):
-        color = RUNTIME_COLORS.get(runtime, "tab:gray")
+        color = runtime_color(runtime)
         name = "eager PyTorch" if runtime == EAGER else runtime
         handles.append(Line2D([], [], color=color, marker="o", markerfacecolor=color if precision == "fp32" else "white",
                               label=f"{name} {precision}"))  # fmt: skip

@@ -7,9 +7,9 @@ never count towards another's memory.  A worker works in three phases:
 1. import the runtime's package, then take the baseline RSS;
 2. load the artifact at the largest thread count and run one image and one
    batch: peak RSS minus the baseline is the artifact's memory;
-3. only then load the eager model (from the ``state_dict`` file the parent
-   saved) and time the artifact and eager PyTorch interleaved, per thread
-   setting, so that load and drift on a shared machine hit both alike.
+3. only then rebuild the eager model (as verify does) and time the artifact
+   and eager PyTorch interleaved, per thread setting, so that load and drift
+   on a shared machine hit both alike.
 
 The job and the result are JSON files; the result is written atomically and
 always says ``status`` (ok, error or unavailable), so the parent can tell a
@@ -24,18 +24,19 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..backends import RuntimeUnavailable, runner_class, runtime_for
 from ..fsutil import write_text_atomic
 from ..manifest import manifest_contract, read_manifest
-from ..nets import get_arch
 from ..preprocess import random_inputs
-from ..runtimes import RuntimeUnavailable, runner_class, runtime_for
+from ..sysutil import torch_threads
+from ..verify import rebuild_reference
 
 #: Timed calls per side before the other side runs: short blocks, so drift on a shared machine
 #: reaches both sides alike.
@@ -84,16 +85,6 @@ def _proc_status_bytes(field: str) -> int | None:
 # ---------------------------------------------------------------- timing
 
 
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def interleaved_times(calls: list[Callable[[], object]], runs: int, warmup: int) -> list[list[float]]:
     """``runs`` wall times in ms for each call, measured in alternating blocks of :data:`BLOCK`.
 
@@ -133,12 +124,10 @@ def summarize(latency_ms: list[float], batch_ms: list[float], batch: int) -> dic
 
 
 class EagerModel:
-    """The exported network in eager PyTorch, rebuilt from the parent's ``state_dict`` file."""
+    """The exported network in eager PyTorch, rebuilt from the manifest exactly as ``sdeploy verify`` does."""
 
-    def __init__(self, arch: str, num_classes: int, state_dict_path: str):
-        self.model = get_arch(arch).build(num_classes)
-        self.model.load_state_dict(torch.load(state_dict_path, weights_only=True))
-        self.model.eval()
+    def __init__(self, manifest: dict, export_dir: Path):
+        self.model = rebuild_reference(manifest, export_dir, progress=False)
 
     @torch.no_grad()
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -156,7 +145,7 @@ def run_job(job: dict) -> dict:
     inputs = random_inputs(job["batch"], contract, INPUT_SEED)
     one, batch = inputs[:1], inputs
 
-    load_eager = partial(EagerModel, manifest["arch"], manifest["num_classes"], job["state_dict"])
+    load_eager = partial(EagerModel, manifest, export_dir)
     load = _artifact_loader(export_dir, manifest, job["key"]) if job["key"] else lambda threads: load_eager()
 
     largest = max(job["threads"])

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ...errors import SdeployError
+from ....errors import SdeployError
 
 
 def conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):

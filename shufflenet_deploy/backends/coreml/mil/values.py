@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import SdeployError
+from ....errors import SdeployError
 
 #: MIL data type name -> numpy dtype a value of that type is held in.
 HOLDER_DTYPES = {

@@ -1,4 +1,4 @@
-"""What every int8 export shares: the option values and the calibration images.
+"""What every int8 export shares: the calibration images.
 
 Static int8 quantization fixes each activation's range ahead of time from
 calibration images.  Those images become tensors through the export's own
@@ -16,12 +16,6 @@ import numpy as np
 
 from ..errors import SdeployError
 from ..preprocess import IMAGE_SUFFIXES, InputContract, list_images, preprocess
-
-QUANTIZE_CHOICES = ("none", "int8")
-#: Enough images for stable min/max ranges; more mostly costs export time.
-DEFAULT_CALIB_SAMPLES = 256
-#: Per-channel int8 weights need QuantizeLinear/DequantizeLinear with an ``axis`` (ONNX opset 13).
-INT8_MIN_OPSET = 13
 
 
 @dataclass(frozen=True)

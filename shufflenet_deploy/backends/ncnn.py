@@ -1,4 +1,4 @@
-"""NCNN: a traced TorchScript module converted by pnnx to ``.ncnn.param`` + ``.ncnn.bin``.
+"""NCNN: a traced TorchScript module converted by pnnx to ``.ncnn.param`` + ``.ncnn.bin``, run by ncnn.
 
 pnnx's Python wrapper imports the Python code it generates, which fails for
 some module names, so the pnnx binary is called directly with every output
@@ -12,14 +12,17 @@ pnnx wheels ship neither, nor a Python API for them.
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import SdeployError
-from .base import Artifact, ExportContext, Target, TensorSpec
+from .base import Artifact, Backend, ExportContext, Runner, Target, TensorSpec
+from .options import Option
 
 PNNX_TIMEOUT_S = 600
 #: Files pnnx writes besides the ncnn pair, by the argument that names them.
@@ -34,23 +37,23 @@ _INTERMEDIATES = {
 
 class NcnnTarget(Target):
     name = "ncnn"
-    requires = ("pnnx", "ncnn")
-    extra = "ncnn"
-    description = "NCNN model (.ncnn.param + .ncnn.bin) via pnnx"
+    suffixes = (".ncnn.param", ".ncnn.bin")
     int8_unavailable = (
         "ncnn int8 needs ncnn2table/ncnn2int8 from an ncnn source build (not in the ncnn/pnnx wheels); "
         "export ncnn without --quantize for fp32, or with --half for fp16"
     )
 
     def export(self, ctx: ExportContext) -> Artifact:
-        variant = "fp16" if ctx.options.half else ""
-        param, binary = ctx.file_name(".ncnn.param", variant), ctx.file_name(".ncnn.bin", variant)
+        param, binary = self.file_names(ctx.arch, ctx.options)
         work = ctx.staging / "pnnx"
         work.mkdir()
         traced = work / f"{ctx.arch}.pt"
         example = torch.zeros(1, 3, ctx.img_size, ctx.img_size)
         with torch.no_grad():
-            torch.jit.trace(ctx.model.eval(), example).save(str(traced))
+            traced_module = torch.jit.trace(ctx.model.eval(), example)
+        buffer = io.BytesIO()  # written by Python: torch's file writer aborts the process on a full disk
+        torch.jit.save(traced_module, buffer)
+        traced.write_bytes(buffer.getvalue())
         _run_pnnx(traced, ctx, ctx.staging / param, ctx.staging / binary, work)
         input_blob, output_blob = blob_names(ctx.staging / param)
         layers = layer_counts(ctx.staging / param)
@@ -58,7 +61,7 @@ class NcnnTarget(Target):
         details = {"input_blob": input_blob, "output_blob": output_blob, "layers": layers, "fp16_weights": ctx.options.half}
         notes = []
         if ctx.options.keep_intermediate:
-            kept = ctx.file_name(".pnnx", variant)
+            kept = param.removesuffix(".ncnn.param") + ".pnnx"
             work.rename(ctx.staging / kept)
             details["intermediate_dir"] = kept
         else:
@@ -66,7 +69,7 @@ class NcnnTarget(Target):
         if ctx.options.batch != 1 or ctx.options.dynamic_batch:
             notes.append("ncnn runs one image per call; batch options do not apply")
         return Artifact(
-            key="ncnn" + (f"-{variant}" if variant else ""),
+            key=self.key(ctx.options),
             target=self.name,
             format="ncnn",
             files=[param, binary],
@@ -136,3 +139,66 @@ def layer_counts(param: Path) -> dict[str, int]:
     for fields in read_layers(param):
         counts[fields[0]] = counts.get(fields[0], 0) + 1
     return dict(sorted(counts.items()))
+
+
+_FP16_OPTIONS = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
+
+
+class NcnnRunner(Runner):
+    name = "ncnn"
+    requires = ("ncnn",)
+    extra = "ncnn"
+
+    def load(self) -> None:
+        import ncnn
+
+        self.ncnn = ncnn
+        self.net = ncnn.Net()
+        # fp32 artifacts run in fp32 so parity is exact; fp16 ones run the fp16 paths a phone would.
+        self.fp16 = self.record["precision"] == "fp16"
+        for option in _FP16_OPTIONS:
+            setattr(self.net.opt, option, self.fp16)
+        self.net.opt.use_bf16_storage = False
+        if self.threads:
+            self.net.opt.num_threads = self.threads
+        param, binary = (self.export_dir / f["path"] for f in self.record["files"][:2])
+        if self.net.load_param(str(param)) != 0 or self.net.load_model(str(binary)) != 0:
+            raise SdeployError(f"ncnn could not load {param.name} / {binary.name}")
+        details = self.record["details"]
+        self.input_blob, self.output_blob = details["input_blob"], details["output_blob"]
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    def run_fixed(self, batch: np.ndarray) -> np.ndarray:
+        # ncnn.Mat borrows the array's memory: keep `image` referenced until extraction is done.
+        image = np.ascontiguousarray(batch[0], dtype=np.float32)
+        with self.net.create_extractor() as extractor:
+            extractor.input(self.input_blob, self.ncnn.Mat(image))
+            status, output = extractor.extract(self.output_blob)
+            if status != 0:
+                raise SdeployError(f"ncnn could not compute blob {self.output_blob} (status {status})")
+            return np.array(output, dtype=np.float32).reshape(1, -1).copy()
+
+    @property
+    def description(self) -> str:
+        mode = "fp16 storage+arithmetic" if self.fp16 else "fp32"
+        return f"ncnn {self.ncnn.__version__} CPU, {mode}, {self.threads or 'default'} threads"
+
+
+BACKEND = Backend(
+    name="ncnn",
+    summary="NCNN model (.ncnn.param + .ncnn.bin) via pnnx; runs in ncnn",
+    format="ncnn",
+    target=NcnnTarget(),
+    runner=NcnnRunner,
+    files="<arch>.ncnn.param + <arch>.ncnn.bin (-fp16)",
+    extra="ncnn",
+    packages=("pnnx", "ncnn"),
+    modules=("pnnx", "ncnn"),
+    options=(Option("keep_intermediate", bool, False, "Keep pnnx's intermediate files (in <arch>.pnnx/)."),),
+    bench_variants={"fp32": {}, "fp16": {"half": True}},
+    color="tab:green",
+    order=40,
+)

@@ -17,16 +17,14 @@ compute precision.  int8 weights need iOS 16, so an int8 export raises a lower
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-
 import torch
 from torch import nn
 
-from ..preprocess import InputContract
-from .base import Artifact, ExportContext, Target, TensorSpec, example_batch
+from ...preprocess import InputContract
+from ...sysutil import quiet_loggers
+from ..base import Artifact, ExportContext, Target, TensorSpec, example_batch
 
+CORE_ML_MIN_IOS = ("15", "16", "17", "18")  # ML Programs need iOS 15+
 PREVIEW_TYPE_KEY = "com.apple.coreml.model.preview.type"
 MAX_DYNAMIC_BATCH = 64
 PROBABILITIES = "softmax"  # the MIL variable torch.export names after the aten op
@@ -56,9 +54,17 @@ class ImageClassifier(nn.Module):
 
 class CoreMLTarget(Target):
     name = "coreml"
-    requires = ("coremltools",)
-    extra = "coreml"
-    description = "Core ML ML Program (.mlpackage)"
+    suffixes = (".mlpackage",)
+    directory_artifact = True
+
+    def variant(self, options) -> str:
+        """``tensor``, ``fp32`` and ``int8`` where they apply, e.g. ``tensor-int8``."""
+        parts = (
+            "tensor" if options.coreml_mode == "tensor" else "",
+            "fp32" if options.precision == "fp32" else "",
+            "int8" if options.int8 else "",
+        )
+        return "-".join(part for part in parts if part)
 
     def export(self, ctx: ExportContext) -> Artifact:
         import coremltools as ct
@@ -66,12 +72,11 @@ class CoreMLTarget(Target):
         options = ctx.options
         classifier = options.coreml_mode == "classifier"
         batch = 1 if classifier else options.batch
-        with quiet_coremltools():
+        with quiet_loggers():
             mlmodel = _convert_classifier(ctx, ct) if classifier else _convert_tensor(ctx, ct, batch)
             mlmodel = _finalize(mlmodel, ctx, classifier, ct)
 
-        variant = _variant(options)
-        name = ctx.file_name(".mlpackage", variant)
+        name = self.file_names(ctx.arch, options)[0]
         mlmodel.save(str(ctx.staging / name))
 
         notes = []
@@ -94,7 +99,7 @@ class CoreMLTarget(Target):
             inputs = [TensorSpec("input", (dim, 3, size, size))]
             outputs = [TensorSpec("logits", (dim, ctx.num_classes))]
         return Artifact(
-            key="coreml" + (f"-{variant}" if variant else ""),
+            key=self.key(options),
             target=self.name,
             format="mlpackage",
             files=[name],
@@ -118,16 +123,6 @@ class CoreMLTarget(Target):
 def _exporter(options) -> str:
     steps = "torch.export + coremltools.convert(mlprogram)"
     return f"{steps} + {WEIGHT_QUANTIZER}" if options.int8 else steps
-
-
-def _variant(options) -> str:
-    """The key and file-name suffix: ``tensor``, ``fp32`` and ``int8`` where they apply, e.g. ``tensor-int8``."""
-    parts = (
-        "tensor" if options.coreml_mode == "tensor" else "",
-        "fp32" if options.precision == "fp32" else "",
-        "int8" if options.int8 else "",
-    )
-    return "-".join(part for part in parts if part)
 
 
 def deployment_target(options) -> str:
@@ -251,17 +246,3 @@ def _feature_descriptions(ctx: ExportContext) -> dict[str, str]:
         "classLabel": "most likely class",
         "classLabel_probs": "probability of each class",
     }
-
-
-@contextlib.contextmanager
-def quiet_coremltools():
-    """coremltools logs progress bars and version warnings; the exporter shows its own progress."""
-    logger = logging.getLogger("coremltools")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)

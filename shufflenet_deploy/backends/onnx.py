@@ -1,4 +1,4 @@
-"""ONNX: torch.export-based exporter (TorchScript exporter below opset 18), onnxsim, checker, metadata.
+"""ONNX: torch.export-based exporter (TorchScript exporter below opset 18), onnxsim, checker, metadata; onnxruntime.
 
 ``--half`` stores fp16 weights; ``--quantize int8`` quantizes the simplified
 fp32 graph statically with onnxruntime (see :mod:`.onnx_int8`).
@@ -8,22 +8,40 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import torch
 
 from ..errors import SdeployError
-from .base import Artifact, ExportContext, Target, TensorSpec, batch_dim, example_batch
+from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, TensorSpec, batch_dim, example_batch
 from .onnx_int8 import quantize_int8
+from .options import ExportOptions, Option
 
 #: The torch.export-based exporter emits opset 18 or newer; older runtimes need the TorchScript exporter.
 DYNAMO_MIN_OPSET = 18
+DEFAULT_OPSET = 18
+#: Per-channel int8 weights need QuantizeLinear/DequantizeLinear with an ``axis`` (opset 13).
+INT8_MIN_OPSET = 13
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def max_onnx_opset() -> int:
+    try:
+        import onnx
+    except ImportError:
+        return 23
+    return onnx.defs.onnx_opset_version()
+
+
+def _check_opset(opset: int, options: ExportOptions) -> None:
+    if not 9 <= opset <= max_onnx_opset():
+        raise SdeployError(f"--opset {opset} is not supported: use 9 to {max_onnx_opset()} (default {DEFAULT_OPSET})")
+    if options.int8 and opset < INT8_MIN_OPSET:
+        raise SdeployError(f"--quantize int8 needs --opset {INT8_MIN_OPSET} or newer (per-channel int8 weights), got {opset}")
 
 
 class OnnxTarget(Target):
     name = "onnx"
-    requires = ("onnx", "onnxsim", "onnxscript", "onnxconverter_common")
-    extra = "onnx"
-    description = "ONNX model (.onnx), simplified with onnxsim"
+    suffixes = (".onnx",)
     int8_calibrates = True  # static int8: activation ranges come from calibration images
 
     def export(self, ctx: ExportContext) -> Artifact:
@@ -47,12 +65,11 @@ class OnnxTarget(Target):
         _set_metadata(model, ctx)
         onnx.checker.check_model(model, full_check=True)
 
-        variant = "" if precision == "fp32" else precision
-        name = ctx.file_name(".onnx", variant)
+        name = self.file_names(ctx.arch, options)[0]
         onnx.save(model, ctx.staging / name)
         batch = batch_dim(options)
         return Artifact(
-            key="onnx" + (f"-{variant}" if variant else ""),
+            key=self.key(options),
             target=self.name,
             format="onnx",
             files=[name],
@@ -132,3 +149,50 @@ def _set_metadata(model, ctx: ExportContext) -> None:
     model.producer_version = ctx.metadata.get("sdeploy_version", "")
     model.doc_string = ctx.metadata.get("description", "")
 
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+    requires = ("onnxruntime",)
+    extra = "onnx"
+
+    def load(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: ORT warns about harmless initializer cleanups
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.record["outputs"][0]["name"]
+        self.version = ort.__version__
+
+    def run_fixed(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    @property
+    def description(self) -> str:
+        return f"onnxruntime {self.version} CPUExecutionProvider, {self.threads or 'default'} threads"
+
+
+BACKEND = Backend(
+    name="onnx",
+    summary="ONNX model (.onnx) via torch.export, simplified with onnxsim; runs in onnxruntime",
+    format="onnx",
+    target=OnnxTarget(),
+    runner=OnnxRuntimeRunner,
+    files="<arch>.onnx (-fp16, -int8)",
+    extra="onnx",
+    packages=("onnx", "onnxscript", "onnxsim", "onnxconverter-common", "onnxruntime"),
+    modules=("onnx", "onnxsim", "onnxscript", "onnxconverter_common", "onnxruntime"),
+    options=(
+        Option("opset", int, DEFAULT_OPSET, "ONNX opset; below 18 uses the TorchScript-based exporter.",
+               check=_check_opset),
+    ),  # fmt: skip
+    bench_variants={"fp32": {}, "fp16": {"half": True}, "int8": {"quantize": "int8"}},
+    apps={"web": AppBinding("model.onnx", default=True)},
+    color="tab:blue",
+    order=10,
+)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MissingDependencyError, SdeployError
+from ....errors import MissingDependencyError, SdeployError
 from .ops import CONSTEXPR_OPS, RUNTIME_OPS
 from .values import ValueReader, coerce
 

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from ..preprocess import denormalize
-from .base import Runner
+from ...preprocess import denormalize
+from ..base import Runner
 
 # Importing coremltools on Linux logs that its native (macOS-only) modules and untested
 # torch/scikit-learn versions are missing; the report already says which runner ran.
@@ -33,9 +33,12 @@ def native_coreml_available() -> bool:
 
 class CoreMLRunner(Runner):
     name = "coreml"
-    formats = ("mlpackage",)
     requires = ("coremltools",)
     extra = "coreml"
+
+    @classmethod
+    def is_interpreter(cls) -> bool:
+        return not native_coreml_available()
 
     def load(self) -> None:
         self.input = self.record["inputs"][0]
@@ -45,7 +48,7 @@ class CoreMLRunner(Runner):
 
             self.model = ct.models.MLModel(str(self.path), compute_units=ct.ComputeUnit.ALL)
         else:
-            from .coreml_mil import MilProgram
+            from .mil import MilProgram
 
             self.model = MilProgram.load(self.path)
 

@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from .base import ExportContext
-from .quantize import Calibration
+from .calibration import Calibration
 
 #: Transpose permutation of ShuffleNet's (N, groups, C/groups, H, W) channel shuffle.
 SHUFFLE_PERM = [0, 2, 1, 3, 4]

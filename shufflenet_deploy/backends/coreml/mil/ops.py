@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import SdeployError
+from ....errors import SdeployError
 from .spatial import avg_pool, conv, max_pool
 from .values import CAST_NAMES, HOLDER_DTYPES
 

@@ -1,0 +1,90 @@
+"""Process-level helpers used in several places: thread counts, quiet converters, temp folders, live pids."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Loggers of the converters we call; their progress bars and warnings are not the user's business.
+CONVERTER_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "coremltools", "executorch", "litert_torch",
+                     "absl", "tensorflow", "jax")  # fmt: skip
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` intra-op threads (None: leave as is), then restore the caller's setting."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def quiet_loggers(names: tuple[str, ...] = CONVERTER_LOGGERS, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise these loggers to ``level`` and silence Python warnings for the block."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, previous in zip(loggers, levels, strict=True):
+            logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def captured_output(log: io.StringIO, enabled: bool = True) -> Iterator[None]:
+    """Converters print banners, progress bars and warnings: send them to ``log`` instead of the terminal."""
+    if not enabled:
+        yield
+        return
+    with quiet_loggers(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
+
+
+@contextlib.contextmanager
+def private_tempdir(folder: Path) -> Iterator[Path]:
+    """Point ``tempfile`` and child processes' TMPDIR at ``folder`` for the block.
+
+    Converters (coremltools, pnnx, onnxruntime's quantizer...) write temporary
+    files of their own; kept inside our staging folder, they go when it goes,
+    whatever way the export ends.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    previous_dir, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous_dir
+        if previous_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous_env
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours included)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
