@@ -64,18 +64,19 @@ def unknown_name_error(kind: str, name: str, choices: Iterable[str], list_hint: 
     return SdeployError(f"unknown {kind} '{name}': {suggestion}{list_hint}")
 
 
-def describe_os_error(exc: OSError, where: Path | str) -> str:
-    """One line for a failed write or read, with the free space when the disk is full."""
+def describe_os_error(exc: OSError, where: Path | str, needed: int | None = None) -> str:
+    """One line for a failed file operation; on a full disk, the free space and (if known) what is needed."""
     path = exc.filename or where
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         from .fsutil import free_bytes
 
         free = free_bytes(Path(path))
-        room = f" ({free / 1e6:.1f} MB free)" if free is not None else ""
-        return f"no space left on the device while writing {path}{room}; free some space or choose another folder"
-    return f"cannot write {path}: {exc.strerror or exc}"
+        room = f", {free / 1e6:.1f} MB free" if free is not None else ""
+        need = f", about {needed / 1e6:.0f} MB needed" if needed else ""
+        return f"no space left on the device while writing {path}{room}{need}; free some space or choose another folder"
+    return f"cannot use {path}: {exc.strerror or exc}"
 
 
-def os_error(exc: OSError, where: Path | str) -> SdeployError:
+def os_error(exc: OSError, where: Path | str, needed: int | None = None) -> SdeployError:
     """:func:`describe_os_error` as the error users see: exit code 1, the operation failed."""
-    return SdeployError(describe_os_error(exc, where), exit_code=FAILURE_EXIT_CODE)
+    return SdeployError(describe_os_error(exc, where, needed), exit_code=FAILURE_EXIT_CODE)

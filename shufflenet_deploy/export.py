@@ -21,7 +21,7 @@ from pathlib import Path
 from . import __version__
 from .backends import ExportContext, ExportOptions, get_backend, parse_targets
 from .backends.calibration import Calibration, load_calibration
-from .errors import SdeployError, describe_os_error
+from .errors import SdeployError, describe_os_error, os_error
 from .exportdir import LOCK_NAME, Commit, commit, locked, staging_dir, tidy
 from .fsutil import check_writable, remove_path
 from .labels import read_labels_file
@@ -38,7 +38,7 @@ from .manifest import (
     same_model,
 )
 from .progress import Task, status
-from .sysutil import captured_output, private_tempdir
+from .sysutil import captured_output, check_interrupted, private_tempdir
 from .zoo import LoadedModel, load_model
 
 FAMILY_NAMES = {"v1": "ShuffleNet V1", "v2": "ShuffleNet V2"}
@@ -138,6 +138,7 @@ def export(
             notes = tidy(export_dir)
             _check_existing(export_dir, identity, active, loaded.arch.name, export_options, force)
         calibration = _calibration(active, export_options, loaded, progress)
+        remove_path(staging)  # an earlier export in this same process may have been cut short
         staging.mkdir()
         for index, name in enumerate(names, start=1):
             label = f"[{index}/{len(names)}] {name}"
@@ -150,9 +151,11 @@ def export(
                                 metadata=build_metadata(loaded, class_labels, export_options),
                                 staging=staging / name, calibration=calibration)  # fmt: skip
             result, staged_target = _export_target(name, ctx, Task(label, enabled=progress), verbose)
+            check_interrupted()  # a converter may have swallowed Ctrl-C: never commit after one
             results.append(result)
             if staged_target is not None:
                 staged[result.key] = staged_target
+        check_interrupted()
         if staged:
             manifest = _commit(export_dir, staging, loaded, class_labels, identity, staged, skipped, force)
     finally:
@@ -314,7 +317,7 @@ def _export_target(name: str, ctx: ExportContext, task: Task, verbose: bool) -> 
             record = artifact_record(artifact, ctx.staging)
         except Exception as exc:  # a failing converter must not stop the other targets
             remove_path(ctx.staging)
-            message = _failure_message(exc, log.getvalue(), ctx.staging)
+            message = _failure_message(exc, log.getvalue(), ctx)
             task.done(f"FAILED: {message}")
             return TargetResult(name, "failed", task.elapsed, error=message), None
         task.done(f"ok, {record['path']}")
@@ -323,16 +326,22 @@ def _export_target(name: str, ctx: ExportContext, task: Task, verbose: bool) -> 
     return result, _Staged(ctx.staging, record, [*artifact.files, *artifact.extras])
 
 
+def _space_needed(ctx: ExportContext) -> int:
+    """A generous estimate of what one target writes: its artifact, plus converters' temporary copies."""
+    weights = sum(p.numel() * 4 for p in ctx.model.state_dict().values())
+    return 3 * weights
+
+
 def _check_promised_files(artifact, promised: list[str]) -> None:
     if artifact.files != promised:
         raise SdeployError(f"the {artifact.target} exporter wrote {artifact.files}, not the promised {promised} (a bug)")
 
 
-def _failure_message(exc: Exception, log: str, where: Path) -> str:
+def _failure_message(exc: Exception, log: str, ctx: ExportContext) -> str:
     if isinstance(exc, SdeployError):
         return str(exc)
     if isinstance(exc, OSError):
-        return describe_os_error(exc, where.parent.parent)
+        return describe_os_error(exc, ctx.staging.parent.parent, needed=_space_needed(ctx))
     # Converter exceptions can span pages; the first line says what broke.
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first}"[:400]
@@ -341,10 +350,14 @@ def _failure_message(exc: Exception, log: str, where: Path) -> str:
 def _commit(export_dir: Path, staging: Path, loaded: LoadedModel, labels: list[str], identity: dict,
             staged: dict[str, _Staged], skipped: dict[str, str], force: bool) -> dict:  # fmt: skip
     """Merge with the directory's current manifest and switch to the new files, under the lock."""
-    (staging / LABELS_NAME).write_text(_labels_text(labels), "utf-8")
+    try:
+        (staging / LABELS_NAME).write_text(_labels_text(labels), "utf-8")
+        if loaded.weights.kind == "file":
+            shutil.copyfile(loaded.weights.location, staging / WEIGHTS_NAME)
+    except OSError as exc:
+        raise os_error(exc, staging) from None
     moves = {LABELS_NAME: staging / LABELS_NAME}
     if loaded.weights.kind == "file":
-        shutil.copyfile(loaded.weights.location, staging / WEIGHTS_NAME)
         moves[WEIGHTS_NAME] = staging / WEIGHTS_NAME
     for item in staged.values():
         moves.update({name: item.folder / name for name in item.names})
@@ -357,7 +370,10 @@ def _commit(export_dir: Path, staging: Path, loaded: LoadedModel, labels: list[s
         if skipped:
             manifest["notes"] = [f"{name}: {reason}" for name, reason in skipped.items()]
         removals = _stale_files(export_dir, force, old, staged, moves)
-        commit(export_dir, Commit(moves, removals, manifest_text(manifest)))
+        try:
+            commit(export_dir, Commit(moves, removals, manifest_text(manifest)))
+        except OSError as exc:
+            raise os_error(exc, export_dir) from None
     return manifest
 
 

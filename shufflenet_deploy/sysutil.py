@@ -6,7 +6,9 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +90,36 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_INTERRUPTED = threading.Event()
+
+
+def on_interrupt(signum, frame) -> None:
+    """Signal handler for Ctrl-C and SIGTERM: remember it, and unwind now.
+
+    A converter may swallow the KeyboardInterrupt raised inside its own code
+    (some catch everything around C++ callbacks), so the flag stays set and
+    :func:`check_interrupted` raises it again at the next safe point: an
+    interrupted export never commits.
+    """
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def check_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_handlers() -> Iterator[None]:
+    """Ctrl-C and SIGTERM both unwind through :func:`on_interrupt` for the block (main thread only)."""
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, on_interrupt) for s in signals}
+    _INTERRUPTED.clear()
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

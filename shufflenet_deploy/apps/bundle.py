@@ -157,13 +157,9 @@ def _stage_files(stage: Path, export_dir: Path, manifest: dict, key: str, record
 
 def _artifact_file_names(record: dict, binding: AppBinding) -> list[str]:
     """The app's fixed name for the main file; further files keep their suffix after the main file's stem."""
-    main = record["files"][0]["path"]
-    stem = binding.model_file.rsplit(".", 1)[0]
     suffixes = get_backend(record["target"]).target.suffixes
-    names = [binding.model_file]
-    for entry, suffix in zip(record["files"][1:], suffixes[1:], strict=False):
-        names.append(stem + suffix if entry["path"].endswith(suffix) else entry["path"].replace(main, stem))
-    return names
+    stem = binding.model_file.removesuffix(suffixes[0])
+    return [binding.model_file, *(stem + suffix for suffix in suffixes[1 : len(record["files"])])]
 
 
 def _swap_in(stage: Path, dest: Path, files: list[str]) -> None:

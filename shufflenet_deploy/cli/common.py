@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from .. import __version__
 from ..backends import COMMON_OPTIONS, Option, target_backends, target_names
-from ..errors import SdeployError
+from ..errors import FAILURE_EXIT_CODE, SdeployError, describe_os_error
+from ..sysutil import interrupt_handlers
+
+#: Set to 1 to see the traceback of an unexpected error instead of its one-line summary.
+DEBUG_ENV = "SDEPLOY_DEBUG"
 
 
 class CliError(click.ClickException):
@@ -21,11 +26,33 @@ class CliError(click.ClickException):
 
 
 class SdeployGroup(click.Group):
+    """Every way a command can end becomes an exit code and, on failure, exactly one ``Error:`` line."""
+
+    def main(self, *args, **kwargs):
+        # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so every cleanup path runs.
+        with interrupt_handlers():
+            return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SdeployError as exc:
             raise CliError(str(exc), exc.exit_code) from None
+        except (click.ClickException, click.Abort, click.exceptions.Exit):
+            raise
+        except KeyboardInterrupt:
+            raise CliError("interrupted; work in progress was removed, nothing is half-written", FAILURE_EXIT_CODE) from None
+        except MemoryError:
+            raise CliError("out of memory; use a smaller --img-size or --batch, or a machine with more memory",
+                           FAILURE_EXIT_CODE) from None  # fmt: skip
+        except OSError as exc:
+            raise CliError(describe_os_error(exc, exc.filename or os.getcwd()), FAILURE_EXIT_CODE) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            raise CliError(f"unexpected internal error ({type(exc).__name__}: {first[:200]}); please report it, "
+                           f"with the traceback that {DEBUG_ENV}=1 shows", FAILURE_EXIT_CODE) from None  # fmt: skip
 
 
 @click.group(cls=SdeployGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
