@@ -9,8 +9,8 @@ pluginManagement {
 dependencyResolutionManagement {
     repositoriesMode.set(RepositoriesMode.FAIL_ON_PROJECT_REPOS)
     repositories {
-        google()
-        mavenCentral() // org.pytorch:pytorch_android_lite and its fbjni/soloader dependencies
+        google() // androidx, com.google.ai.edge.litert
+        mavenCentral() // org.pytorch:executorch-android, org.pytorch:pytorch_android_lite, fbjni, soloader
     }
 }
 

@@ -48,6 +48,21 @@ def require_modules(modules: Iterable[str], extra: str, purpose: str, error: typ
             raise error(module.split(".")[0], extra, purpose) from None
 
 
+def missing_modules(modules: Iterable[str]) -> list[str]:
+    """The modules that cannot be found, without importing any (some take seconds to import)."""
+    import importlib.util
+
+    missing = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
 def closest_names(name: str, choices: Iterable[str], limit: int = 3) -> list[str]:
     """Names from ``choices`` that look like a typo of ``name``."""
     choices = list(choices)

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import __version__
 from .backends import ExportContext, ExportOptions, get_backend, parse_targets
 from .backends.calibration import Calibration, load_calibration
-from .errors import SdeployError, describe_os_error, os_error
+from .errors import SdeployError, describe_os_error, missing_modules, os_error
 from .exportdir import LOCK_NAME, Commit, commit, locked, staging_dir, tidy
 from .fsutil import check_writable, remove_path
 from .labels import read_labels_file
@@ -38,7 +38,7 @@ from .manifest import (
     same_model,
 )
 from .progress import Task, status
-from .sysutil import captured_output, check_interrupted, private_tempdir
+from .sysutil import TORCH_LOGGERS, captured_output, check_interrupted, private_tempdir
 from .zoo import LoadedModel, load_model
 
 FAMILY_NAMES = {"v1": "ShuffleNet V1", "v2": "ShuffleNet V2"}
@@ -123,6 +123,7 @@ def export(
     export_options = ExportOptions(**options)
     export_options.validate()
     skipped = _int8_skips(names, export_options)
+    _check_dependencies([name for name in names if name not in skipped])
     loaded = load_model(arch, weights, num_classes=num_classes, seed=seed, img_size=img_size, progress=progress)
     export_dir = Path(out) if out is not None else DEFAULT_EXPORT_ROOT / loaded.arch.name
     active = [name for name in names if name not in skipped]
@@ -165,6 +166,17 @@ def export(
             remove_path(export_dir if created else export_dir / LOCK_NAME if not lock_existed else staging)
     manifest_path = export_dir / MANIFEST_NAME if manifest else None
     return ExportResult(export_dir, manifest_path, manifest, results, notes)
+
+
+def _check_dependencies(names: list[str]) -> None:
+    """Every converter the chosen targets need is installed: checked before any weights are loaded."""
+    missing = {name: missing_modules(get_backend(name).modules) for name in names}
+    missing = {name: modules for name, modules in missing.items() if modules}
+    if missing:
+        packages = ", ".join(sorted({m.split(".")[0] for modules in missing.values() for m in modules}))
+        extras = ",".join(dict.fromkeys(get_backend(name).extra for name in missing))
+        raise SdeployError(f"--target {', '.join(missing)} needs Python packages that are not installed ({packages}); "
+                           f'install them with: pip install "shufflenet-deploy[{extras}]"')  # fmt: skip
 
 
 def _int8_skips(names: list[str], options: ExportOptions) -> dict[str, str]:
@@ -310,7 +322,8 @@ def _export_target(name: str, ctx: ExportContext, task: Task, verbose: bool) -> 
     with task:
         try:
             ctx.staging.mkdir()
-            with captured_output(log, enabled=not verbose), private_tempdir(ctx.staging.parent / "tmp"):
+            loggers = TORCH_LOGGERS + backend.loggers
+            with captured_output(log, loggers, enabled=not verbose), private_tempdir(ctx.staging.parent / "tmp"):
                 backend.check_export_dependencies()  # importing a converter can print banners too
                 artifact = backend.target.export(ctx)
             _check_promised_files(artifact, backend.target.file_names(ctx.arch, ctx.options))

@@ -28,6 +28,7 @@ and JavaScript demos re-implement exactly these steps:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -122,17 +123,78 @@ def check_img_size(img_size: int) -> None:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to an HxWx3 uint8 RGB array, honouring EXIF orientation."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Decode an image file to an HxWx3 uint8 RGB array, honouring EXIF orientation.
 
+    Sizes are checked from the header, before any pixel is decoded (see
+    :data:`MAX_IMAGE_PIXELS` and :data:`MAX_ASPECT_RATIO`).  High bit depths
+    are scaled to 8 bits, not clipped; alpha is dropped.
+    """
+    from PIL import ImageOps
+
+    with open_image(path) as image:
+        return _to_rgb8(ImageOps.exif_transpose(image), path)
+
+
+def check_image_file(path: str | Path) -> None:
+    """That ``path`` is an image sdeploy will decode, from its header alone (cheap: no pixel is decoded)."""
+    with open_image(path):
+        pass
+
+
+@contextlib.contextmanager
+def open_image(path: str | Path):
+    """Pillow's image with its size checked; every way a file can fail to be an image is one SdeployError."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SdeployError(f"image not found: {path}" if not path.exists() else f"{path} is not an image file")
+    # Our limits replace Pillow's bomb check, which runs at the same point (the header) but says less.
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise SdeployError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SdeployError(f"cannot read image {path}: {exc}") from None
+            check_image_size(image.size, path)
+            yield image
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise SdeployError(f"cannot read image {path}: {reason}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+#: Largest image decoded: a 108 MP phone photo fits, a decompression bomb does not.
+MAX_IMAGE_PIXELS = 120_000_000
+#: Longest side over shortest side: panoramas and receipts fit; a 5000x1 strip is not a photo.
+MAX_ASPECT_RATIO = 32
+
+
+def check_image_size(size: tuple[int, int], path: str | Path) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise SdeployError(f"{path} has no pixels ({width}x{height})")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SdeployError(f"{path} is {width}x{height} ({width * height / 1e6:.0f} million pixels), over the "
+                           f"{MAX_IMAGE_PIXELS / 1e6:.0f} million sdeploy decodes; downscale it first")  # fmt: skip
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise SdeployError(f"{path} is {width}x{height}: sides more than {MAX_ASPECT_RATIO}:1 apart are not an image "
+                           "this classifier can crop sensibly; crop it first")  # fmt: skip
+
+
+def _to_rgb8(image, path) -> np.ndarray:
+    """8-bit RGB from any Pillow mode: 16-bit and 32-bit integers scaled down, floats from 0..1 or 0..255."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image, dtype=np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise SdeployError(f"{path} holds 32-bit integer pixels outside 0..65535, which is not an image sdeploy reads")
+        return np.repeat((values >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min(initial=0) < 0 or values.max(initial=0) > 255:
+            raise SdeployError(f"{path} holds floating-point pixels outside 0..255 (or NaN); convert it to 8-bit first")
+        scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
+        return np.repeat(np.rint(values * scale).astype(np.uint8)[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def resized_size(width: int, height: int, shorter: int) -> tuple[int, int]:
@@ -142,31 +204,57 @@ def resized_size(width: int, height: int, shorter: int) -> tuple[int, int]:
     return int(shorter * width / height), shorter
 
 
-def resample_weights(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) matrix of the antialiased triangle filter described above."""
+def resample_weights(in_size: int, out_size: int, start: int = 0, count: int | None = None) -> np.ndarray:
+    """(count, in_size) rows ``start..start+count`` of the antialiased triangle filter described above.
+
+    Only the output pixels asked for are computed, so a crop of a huge resize
+    costs its own size, never ``out_size * in_size``.
+    """
+    count = out_size - start if count is None else count
     scale = in_size / out_size
     support = max(scale, 1.0)
-    weights = np.zeros((out_size, in_size))
-    for i in range(out_size):
+    weights = np.zeros((count, in_size))
+    for row, i in enumerate(range(start, start + count)):
         center = (i + 0.5) * scale
         lo = max(math.trunc(center - support + 0.5), 0)
         hi = min(math.trunc(center + support + 0.5), in_size)
         taps = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) + 0.5 - center) / support))
-        weights[i, lo:hi] = taps / taps.sum()
+        weights[row, lo:hi] = taps / taps.sum()
     return weights
 
 
+#: Input rows converted to float64 at a time: bounds the working memory of a resize from a huge photo.
+_ROW_BLOCK = 256
+
+
 def resize_and_crop(image: np.ndarray, contract: InputContract) -> np.ndarray:
-    """Steps 2 and 3: HxWx3 uint8 -> img_size x img_size x 3 float64 pixels in [0, 255]."""
+    """Steps 2 and 3: HxWx3 uint8 -> img_size x img_size x 3 float64 pixels in [0, 255].
+
+    Only the crop window is computed, and only the input rows and columns it
+    reads are touched, a block of rows at a time, so memory stays a few times
+    the crop's size plus one float64 block of the photo.
+    """
     height, width = image.shape[:2]
     new_w, new_h = resized_size(width, height, contract.resize_size)
     size = contract.img_size
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    # Only the rows/columns inside the crop window are ever computed.
-    rows = resample_weights(height, new_h)[top : top + size]
-    cols = resample_weights(width, new_w)[left : left + size]
-    pixels = image.astype(np.float64)
-    return np.einsum("ij,jkc,lk->ilc", rows, pixels, cols, optimize=True)
+    rows = resample_weights(height, new_h, top, size)
+    cols = resample_weights(width, new_w, left, size)
+    row_lo, row_hi = _support(rows)
+    col_lo, col_hi = _support(cols)
+    cols = cols[:, col_lo:col_hi]
+    out = np.zeros((size, size, 3))
+    for start in range(row_lo, row_hi, _ROW_BLOCK):
+        stop = min(start + _ROW_BLOCK, row_hi)
+        block = image[start:stop, col_lo:col_hi].astype(np.float64)
+        out += np.einsum("ij,jkc,lk->ilc", rows[:, start:stop], block, cols, optimize=True)
+    return out
+
+
+def _support(weights: np.ndarray) -> tuple[int, int]:
+    """The range of input indices with a nonzero weight."""
+    used = np.flatnonzero(weights.any(axis=0))
+    return int(used[0]), int(used[-1]) + 1
 
 
 def normalize(pixels: np.ndarray, contract: InputContract) -> np.ndarray:

@@ -13,9 +13,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-#: Loggers of the converters we call; their progress bars and warnings are not the user's business.
-CONVERTER_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "coremltools", "executorch", "litert_torch",
-                     "absl", "tensorflow", "jax")  # fmt: skip
+#: More threads than any phone or workstation core count: a bigger request is a typo.
+MAX_THREADS = 256
+#: Loggers that torch's own exporters use; each backend adds its converter's (Backend.loggers).
+TORCH_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx")
 
 
 @contextlib.contextmanager
@@ -33,7 +34,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def quiet_loggers(names: tuple[str, ...] = CONVERTER_LOGGERS, level: int = logging.ERROR) -> Iterator[None]:
+def quiet_loggers(names: tuple[str, ...] = TORCH_LOGGERS, level: int = logging.ERROR) -> Iterator[None]:
     """Raise these loggers to ``level`` and silence Python warnings for the block."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
@@ -49,12 +50,12 @@ def quiet_loggers(names: tuple[str, ...] = CONVERTER_LOGGERS, level: int = loggi
 
 
 @contextlib.contextmanager
-def captured_output(log: io.StringIO, enabled: bool = True) -> Iterator[None]:
+def captured_output(log: io.StringIO, loggers: tuple[str, ...] = TORCH_LOGGERS, enabled: bool = True) -> Iterator[None]:
     """Converters print banners, progress bars and warnings: send them to ``log`` instead of the terminal."""
     if not enabled:
         yield
         return
-    with quiet_loggers(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with quiet_loggers(loggers), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         yield
 
 

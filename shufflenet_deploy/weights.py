@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import http.client
 import io
 import json
+import math
 import os
+import pickle
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +28,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import SdeployError
-from .fsutil import atomic_path, file_sha256
+from .errors import FAILURE_EXIT_CODE, SdeployError
+from .fsutil import atomic_path, file_sha256, remove_path
 from .preprocess import InputContract, random_inputs
 from .progress import progress_bar, status
+from .sysutil import pid_alive
 
+#: Seeds are NumPy/PyTorch seeds: 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
 #: Point downloads at a mirror holding the same file names (air-gapped sites, tests).
 MIRROR_ENV = "SDEPLOY_WEIGHTS_MIRROR"
 DOWNLOAD_TIMEOUT_S = 30
@@ -45,6 +52,8 @@ class PretrainedWeights:
     """A published checkpoint: where it lives and what it was trained to expect."""
 
     url: str
+    #: The file's size in MiB, to 3 decimals as its publisher lists it: downloads stop beyond it.
+    size_mib: float | None = None
     contract: InputContract = InputContract()
     num_classes: int = 1000
     labels: str = "imagenet"
@@ -56,6 +65,11 @@ class PretrainedWeights:
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The most bytes the published file can have, given its listed size's rounding."""
+        return None if self.size_mib is None else math.ceil((self.size_mib + 0.0005) * 2**20)
 
     @property
     def hash_prefix(self) -> str | None:
@@ -86,53 +100,99 @@ def cache_dir() -> Path:
 
 def fetch_pretrained(weights: PretrainedWeights, progress: bool = True) -> Path:
     """Path of the cached checkpoint, downloading it first if needed."""
-    dest = cache_dir() / weights.filename
+    folder = cache_dir()
+    dest = folder / weights.filename
     if dest.exists():
         if _hash_ok(file_sha256(dest), weights.hash_prefix):
             return dest
         status(f"cached {dest} fails its hash check; downloading it again", progress)
-    mirror = os.environ.get(MIRROR_ENV)
-    url = f"{mirror.rstrip('/')}/{weights.filename}" if mirror else weights.url
-    download(url, dest, weights.hash_prefix, progress)
+    hint = (f"offline? download {weights.url} by hand and save it as {dest}, or set {MIRROR_ENV} to a folder URL "
+            f"that has {weights.filename}; or use --weights PATH or --weights random")  # fmt: skip
+    download(download_url(weights), dest, weights.hash_prefix, progress, weights.max_bytes, hint)
     return dest
 
 
-def download(url: str, dest: Path, hash_prefix: str | None, progress: bool = True) -> None:
+def download_url(weights: PretrainedWeights) -> str:
+    """The published URL, or the same file name under ``$SDEPLOY_WEIGHTS_MIRROR``."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return weights.url
+    scheme = urllib.parse.urlsplit(mirror).scheme
+    if scheme not in ("http", "https", "file") or "\n" in mirror:
+        raise SdeployError(f"{MIRROR_ENV}={mirror!r} is not an http(s):// or file:// URL; set it to the folder URL "
+                           "that holds the weight files, or unset it")  # fmt: skip
+    return f"{mirror.rstrip('/')}/{weights.filename}"
+
+
+def download(url: str, dest: Path, hash_prefix: str | None, progress: bool = True, max_bytes: int | None = None,
+             hint: str = "check your connection, or pass --weights PATH to a local copy") -> None:  # fmt: skip
     """Download ``url`` to ``dest`` atomically: a partial or wrong file never lands in the cache."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest) as partial:
-        digest = _download_to(url, partial, progress)
-        if not _hash_ok(digest, hash_prefix):
-            raise SdeployError(
-                f"downloaded file from {url} has sha256 {digest[:12]}..., expected {hash_prefix}...; "
-                "the file is corrupt or was replaced; nothing was cached, try again or pass --weights PATH"
-            )
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(dest.parent)
+        with atomic_path(dest) as partial:
+            digest = _download_to(url, partial, progress, max_bytes, hint)
+            if not _hash_ok(digest, hash_prefix):
+                raise SdeployError(
+                    f"downloaded file from {url} has sha256 {digest[:12]}..., expected {hash_prefix}...; "
+                    "the file is corrupt or was replaced; nothing was cached, try again or pass --weights PATH",
+                    exit_code=FAILURE_EXIT_CODE,
+                )
+    except OSError as exc:
+        raise SdeployError(f"cannot write the weights cache {dest.parent} ({exc.strerror or exc}); set TORCH_HOME to a "
+                           "writable folder, or pass --weights PATH", exit_code=FAILURE_EXIT_CODE) from None  # fmt: skip
 
 
-def _download_to(url: str, path: Path, progress: bool) -> str:
-    offline_hint = "check your connection, or pass --weights PATH to a local copy, or --weights random"
+def remove_stale_temporaries(folder: Path) -> None:
+    """Partial downloads of processes that were killed (their pid no longer runs) are removed."""
+    for partial in folder.glob(".*.tmp"):
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            remove_path(partial)
+
+
+def _download_to(url: str, path: Path, progress: bool, max_bytes: int | None, offline_hint: str) -> str:
     digest = hashlib.sha256()
     received = 0
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
+            _check_size(url, total, max_bytes)
             with progress_bar(total, f"Downloading {url.rsplit('/', 1)[-1]}", progress) as advance:
                 while chunk := response.read(_CHUNK):
+                    received += len(chunk)
+                    _check_size(url, received, max_bytes)
                     out.write(chunk)
                     digest.update(chunk)
-                    received += len(chunk)
                     advance(len(chunk))
     except http.client.IncompleteRead as exc:
         received += len(exc.partial)
-        raise SdeployError(f"download of {url} was interrupted after {received} bytes; {offline_hint}") from None
+        raise _failed(f"download of {url} was interrupted after {received} bytes; {offline_hint}") from None
     except urllib.error.HTTPError as exc:
-        raise SdeployError(f"could not download {url}: HTTP {exc.code} {exc.reason}; {offline_hint}") from None
-    except (urllib.error.URLError, OSError) as exc:
+        raise _failed(f"could not download {url}: HTTP {exc.code} {exc.reason}; {offline_hint}") from None
+    except (urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise SdeployError(f"could not download {url} ({reason}); {offline_hint}") from None
+        raise _failed(f"could not download {url} ({reason}); {offline_hint}") from None
+    except OSError as exc:
+        if exc.errno in _LOCAL_WRITE_ERRORS:
+            raise  # our side: the cache cannot take the file (download() says so)
+        raise _failed(f"could not download {url} ({exc.strerror or exc}); {offline_hint}") from None
     if total and received != total:
-        raise SdeployError(f"download of {url} was interrupted after {received} of {total} bytes; {offline_hint}")
+        raise _failed(f"download of {url} was interrupted after {received} of {total} bytes; {offline_hint}")
     return digest.hexdigest()
+
+
+_LOCAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
+
+
+def _check_size(url: str, size: int | None, max_bytes: int | None) -> None:
+    if size is not None and max_bytes is not None and size > max_bytes:
+        raise _failed(f"{url} sends more than the {max_bytes} bytes the published file has; stopped, nothing was cached "
+                      f"(check {MIRROR_ENV} or the network)")  # fmt: skip
+
+
+def _failed(message: str) -> SdeployError:
+    return SdeployError(message, exit_code=FAILURE_EXIT_CODE)
 
 
 def _hash_ok(digest: str, prefix: str | None) -> bool:
@@ -152,6 +212,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     except Exception as exc:  # torch raises many types for bad files; all mean "cannot use this"
         raise _load_error(path, exc) from None
     state_dict, meta = _unwrap(obj, path)
+    check_finite(state_dict, path)
     checkpoint = Checkpoint(path=path, sha256=file_sha256(path), state_dict=state_dict)
     if meta.get("format") == CHECKPOINT_FORMAT:
         checkpoint.arch = meta.get("arch")
@@ -161,14 +222,24 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return checkpoint
 
 
+#: How torch words a refusal by the weights-only unpickler (the wording changes between releases).
+_NOT_WEIGHTS_ONLY = ("weights only load failed", "unsupported global", "unsupported class", "weights_only")
+
+
 def _load_error(path: Path, exc: Exception) -> SdeployError:
-    if "Unsupported global" in str(exc):
+    text = str(exc).lower()
+    if isinstance(exc, pickle.UnpicklingError) and any(marker in text for marker in _NOT_WEIGHTS_ONLY):
         return SdeployError(
             f"{path} is a pickle that is not weights-only (loading it could run code), so it is refused; "
             "re-save it from a trusted environment with torch.save(model.state_dict(), PATH)"
         )
-    reason = str(exc).split("\n")[0][:120] or type(exc).__name__
-    return SdeployError(f"{path} is not a PyTorch checkpoint or is corrupt ({reason})")
+    return SdeployError(f"{path} is not a PyTorch checkpoint or is corrupt ({_first_words(exc)})")
+
+
+def _first_words(exc: Exception, limit: int = 120) -> str:
+    """The first line of an error, shortened at a word boundary."""
+    line = next((part.strip() for part in str(exc).splitlines() if part.strip()), type(exc).__name__)
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + "..."
 
 
 def _unwrap(obj: object, path: Path) -> tuple[dict[str, Tensor], dict]:
@@ -212,6 +283,14 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, Tensor], wha
     if problems:
         raise SdeployError(f"{what}: {problems}")
     model.load_state_dict(state_dict, strict=True)
+
+
+def check_finite(state_dict: dict[str, Tensor], source: str | Path) -> None:
+    """Weights with NaN or Inf make every output NaN: refuse them where they come in."""
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise SdeployError(f"{source} has {bad} NaN or Inf value(s) in {key}; these weights cannot be used")
 
 
 def describe_mismatch(expected: dict[str, Tensor], given: dict[str, Tensor], limit: int = 3) -> str:

@@ -9,11 +9,13 @@ import torch
 from torch import nn
 
 from .errors import SdeployError
+from .manifest import MAX_CLASSES
 from .labels import default_labels, imagenet_labels
 from .nets import ArchSpec, get_arch, list_models
 from .nets.registry import all_archs
 from .preprocess import InputContract
 from .weights import (
+    MAX_SEED,
     Checkpoint,
     describe_mismatch,
     fetch_pretrained,
@@ -83,8 +85,10 @@ def load_model(
     ``arch`` may be None when ``weights`` is a checkpoint that names its arch
     (written by ``sdeploy finetune``) or whose shapes match exactly one arch.
     """
-    if num_classes is not None and num_classes < 1:
-        raise SdeployError(f"--num-classes must be at least 1, got {num_classes}")
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise SdeployError(f"--num-classes must be from 1 to {MAX_CLASSES}, got {num_classes}")
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SdeployError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
     if str(weights) in WEIGHT_CHOICES:
         if arch is None:
             raise SdeployError("no architecture given: pass --arch NAME (see 'sdeploy list')")

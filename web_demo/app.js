@@ -1,20 +1,16 @@
-// The web demo's UI: load model/model.json + labels + model.onnx, then classify
-// images from a file, a drop, a paste or the camera with onnxruntime-web (wasm).
+// The web demo's UI.  Everything heavy (model loading, decoding, preprocessing,
+// inference) runs in worker.js, so the page stays responsive with a 24 MP photo;
+// this file wires the inputs (file chooser, drop, paste, camera, keyboard), draws
+// the preview and results, and runs the Self-test action.
 //
-// All arithmetic that must match Python lives in preprocess.js; this file only
-// decodes images to RGBA, runs the session and draws.  For automation (the
-// end-to-end test) it exposes window.sdeployDemo and writes the top-5 into the
-// DOM as data attributes (#results li[data-index][data-label][data-probability]).
+// For automation (tests/e2e_driver.mjs) it exposes window.sdeployDemo and writes
+// the top-5 into the DOM as data attributes (#results li[data-index][data-label][data-probability]).
 
-import { ContractError, checkContract, cropBox, inputShape, parseLabels, preprocess, topK } from './preprocess.js';
+import { deviceName, deviceReport, errorResult, median, readSelftest, runSelftest } from './selftest.js';
 
-const ORT_DIR = new URL('node_modules/onnxruntime-web/dist/', import.meta.url).href;
-// The wasm-only ES module build: no WebGL/WebGPU code, fetches ort-wasm-simd-threaded.{mjs,wasm} from ORT_DIR.
-const ORT_MODULE = `${ORT_DIR}ort.wasm.min.mjs`;
 const MODEL_DIR = new URL('model/', import.meta.url);
-const APP_MODEL_SCHEMA = 'sdeploy-app-model/';
-const TOP_K = 5;
-const BUNDLE_HINT = 'From the repository root run:\n  sdeploy bundle --app web --arch v2_x0_5\nthen reload this page.';
+const WORKER_URL = new URL('worker.js', import.meta.url);
+const PREVIEW_SIDE = 480; // CSS pixels
 
 /** An error whose message is meant for the user as is. */
 class DemoError extends Error {
@@ -23,6 +19,7 @@ class DemoError extends Error {
     this.name = 'DemoError';
   }
 }
+const USER_FACING = new Set(['DemoError', 'ContractError']);
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -30,8 +27,8 @@ const ui = {
   error: $('error'),
   modelInfo: $('model-info'),
   dropzone: $('dropzone'),
+  chooseButton: $('choose-button'),
   fileInput: $('file-input'),
-  fileLabel: $('file-label'),
   cameraButton: $('camera-button'),
   camera: $('camera'),
   video: $('video'),
@@ -40,22 +37,71 @@ const ui = {
   previewFigure: $('preview-figure'),
   preview: $('preview'),
   previewCaption: $('preview-caption'),
+  summary: $('summary'),
+  notice: $('notice'),
   results: $('results'),
   timing: $('timing'),
+  selftestButton: $('selftest-button'),
+  selftestVerdict: $('selftest-verdict'),
+  selftestMetrics: $('selftest-metrics'),
+  reportLink: $('report-link'),
 };
 
 const state = {
-  ort: null,
-  session: null,
-  model: null, // model.json
-  contract: null,
-  labels: null,
-  shape: null,
+  engine: null,
+  info: null, // what the worker loaded (model, threads, versions)
   lastResult: null,
-  lastInput: null, // the Float32Array fed to the network, for automation
+  lastInput: null, // the typed array fed to the network, for automation
+  lastReport: null,
+  reportUrl: null,
   stream: null,
   queue: Promise.resolve(),
 };
+
+// ---------------------------------------------------------------- the worker
+
+/** Promise-based calls into worker.js (see its message format). */
+class Engine {
+  constructor(url) {
+    this.pending = new Map();
+    this.nextId = 1;
+    this.worker = new Worker(url, { type: 'module', name: 'sdeploy-engine' });
+    this.worker.onmessage = ({ data }) => {
+      const call = this.pending.get(data.id);
+      if (!call) return;
+      this.pending.delete(data.id);
+      if (data.ok) {
+        call.resolve(data.result);
+      } else {
+        const error = USER_FACING.has(data.error.name) ? new DemoError(data.error.message) : new Error(data.error.message);
+        call.reject(error);
+      }
+    };
+    // A worker that cannot even start (no module workers, a script that fails to load) fails every call.
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      const error = new DemoError(`The page's worker (worker.js) failed: ${event.message || 'it could not be loaded'}. `
+        + 'This demo needs module workers with OffscreenCanvas (Chrome 80+, Safari 16.4+, Firefox 114+).');
+      for (const call of this.pending.values()) call.reject(error);
+      this.pending.clear();
+    };
+  }
+
+  call(type, args = {}, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, type, ...args }, transfer);
+    });
+  }
+}
+
+/** One job at a time, in order: the worker's session runs one inference at a time anyway. */
+function enqueue(job) {
+  const run = state.queue.then(job);
+  state.queue = run.catch(() => {});
+  return run;
+}
 
 // ---------------------------------------------------------------- status and errors
 
@@ -65,11 +111,12 @@ function setStatus(text, kind = 'ready') {
 }
 
 function showError(error) {
-  const message = error instanceof DemoError || error instanceof ContractError ? error.message : `Unexpected error: ${error && error.message ? error.message : error}`;
+  const message = error instanceof DemoError ? error.message : `Unexpected error: ${error && error.message ? error.message : error}`;
   ui.error.textContent = message;
   ui.error.hidden = false;
-  if (!state.session) setStatus(message, 'error');
-  console.error(error);
+  if (!state.info) setStatus(message, 'error');
+  if (error instanceof DemoError) console.warn(message);
+  else console.error(error);
 }
 
 function clearError() {
@@ -79,235 +126,69 @@ function clearError() {
 
 function setControlsEnabled(enabled) {
   ui.fileInput.disabled = !enabled;
-  ui.fileLabel.classList.toggle('disabled', !enabled);
+  ui.chooseButton.disabled = !enabled;
+  ui.dropzone.setAttribute('aria-disabled', String(!enabled));
   ui.cameraButton.disabled = !enabled;
+  ui.selftestButton.disabled = !enabled || !(state.info && state.info.selftestFile);
 }
 
 // ---------------------------------------------------------------- loading
 
-async function fetchOrExplain(url, what) {
-  let response;
-  try {
-    response = await fetch(url, { cache: 'no-store' });
-  } catch (error) {
-    if (location.protocol === 'file:') {
-      throw new DemoError('This page must be served over HTTP: run `sdeploy demo web` from the repository root and open the URL it prints.');
-    }
-    throw new DemoError(`Cannot fetch ${what} (${url}): ${error.message}`);
-  }
-  if (response.status === 404) {
-    throw new DemoError(`No model is bundled: ${what} was not found at ${new URL(url, location.href).pathname}.\n${BUNDLE_HINT}`);
-  }
-  if (!response.ok) throw new DemoError(`Cannot fetch ${what}: HTTP ${response.status} ${response.statusText}`);
-  return response;
-}
-
-async function loadModelJson() {
-  const response = await fetchOrExplain(new URL('model.json', MODEL_DIR), 'model/model.json');
-  let model;
-  try {
-    model = await response.json();
-  } catch (error) {
-    throw new DemoError(`model/model.json is not valid JSON (${error.message}).\n${BUNDLE_HINT}`);
-  }
-  if (typeof model.schema !== 'string' || !model.schema.startsWith(APP_MODEL_SCHEMA)) {
-    throw new DemoError(`model/model.json has schema ${JSON.stringify(model.schema)}, expected ${APP_MODEL_SCHEMA}1.\n${BUNDLE_HINT}`);
-  }
-  if (model.format !== 'onnx') {
-    throw new DemoError(`model/model.json describes a ${model.format} model; the web demo runs ONNX.\n${BUNDLE_HINT}`);
-  }
-  for (const [key, value] of [['input', model.input], ['output', model.output]]) {
-    if (!value || typeof value.name !== 'string') throw new DemoError(`model/model.json has no ${key} name.\n${BUNDLE_HINT}`);
-  }
-  if (model.input.dtype && model.input.dtype !== 'float32') {
-    throw new DemoError(`the model's input is ${model.input.dtype}; the web demo feeds float32.`);
-  }
-  return model;
-}
-
-async function loadLabels(model) {
-  const file = model.labels_file || 'labels.txt';
-  const response = await fetchOrExplain(new URL(file, MODEL_DIR), `model/${file}`);
-  // Decode like Python's read_text("utf-8"): keep a byte-order mark rather than silently dropping it.
-  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(await response.arrayBuffer());
-  const labels = parseLabels(text);
-  if (Number.isInteger(model.num_classes) && labels.length !== model.num_classes) {
-    throw new DemoError(`model/${file} has ${labels.length} labels but the model has ${model.num_classes} classes.\n${BUNDLE_HINT}`);
-  }
-  const empty = labels.indexOf('');
-  if (empty >= 0) throw new DemoError(`model/${file} has an empty label at line ${empty + 1}.`);
-  return labels;
-}
-
-async function importOrt() {
-  let ort;
-  try {
-    ort = await import(ORT_MODULE);
-  } catch (error) {
-    throw new DemoError(`onnxruntime-web is not installed (${ORT_MODULE} did not load: ${error.message}).\nRun \`npm ci\` in web_demo/, then reload this page.`);
-  }
-  ort.env.wasm.wasmPaths = ORT_DIR; // the .wasm and its loader come from node_modules, never a CDN
-  ort.env.wasm.numThreads = 1; // the page is not cross-origin isolated: no SharedArrayBuffer, no threads
-  ort.env.wasm.proxy = false;
-  ort.env.logLevel = 'warning';
-  return ort;
-}
-
-async function sha256Hex(buffer) {
-  const digest = await crypto.subtle.digest('SHA-256', buffer);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-async function loadModelBytes(model) {
-  const file = model.model_file || 'model.onnx';
-  const response = await fetchOrExplain(new URL(file, MODEL_DIR), `model/${file}`);
-  const bytes = await response.arrayBuffer();
-  // crypto.subtle exists in secure contexts (https, localhost, 127.0.0.1): catch a stale or half-copied model.
-  if (globalThis.crypto && crypto.subtle && typeof model.sha256 === 'string') {
-    const actual = await sha256Hex(bytes);
-    if (actual !== model.sha256) {
-      throw new DemoError(`model/${file} does not match the sha256 in model/model.json (got ${actual.slice(0, 12)}…, expected ${model.sha256.slice(0, 12)}…).\nRe-run the bundle step:\n  sdeploy bundle --app web --arch ${model.arch || 'v2_x0_5'}`);
-    }
-  }
-  return new Uint8Array(bytes);
+function intParam(name) {
+  const value = Number(new URLSearchParams(location.search).get(name));
+  return Number.isInteger(value) && value > 0 ? value : null;
 }
 
 async function init() {
   setControlsEnabled(false);
   setStatus('Loading the model…', 'loading');
-  const model = await loadModelJson();
-  const contract = checkContract(model.preprocess);
-  const shape = inputShape(model);
-  const [labels, ort, bytes] = await Promise.all([loadLabels(model), importOrt(), loadModelBytes(model)]);
-
-  let session;
-  try {
-    session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-  } catch (error) {
-    throw new DemoError(`onnxruntime-web could not load model/${model.model_file}: ${error.message}`);
+  if (location.protocol === 'file:') {
+    throw new DemoError('This page must be served over HTTP: run `sdeploy demo web` from the repository root and open the URL it prints.');
   }
-  for (const [name, names, what] of [[model.input.name, session.inputNames, 'input'], [model.output.name, session.outputNames, 'output']]) {
-    if (!names.includes(name)) {
-      throw new DemoError(`model.json names the ${what} "${name}" but the ONNX model has ${names.join(', ')}.\n${BUNDLE_HINT}`);
-    }
-  }
-  Object.assign(state, { ort, session, model, contract, labels, shape });
+  if (typeof Worker !== 'function') throw new DemoError('This browser has no Web Workers; the demo needs Chrome 80+, Safari 16.4+ or Firefox 114+.');
+  state.engine = new Engine(WORKER_URL);
+  // ?threads=N and ?tile=N override the defaults (benchmarks and tests).
+  const info = await state.engine.call('init', { threads: intParam('threads'), tile: intParam('tile') });
+  state.info = info;
 
-  // One warm-up run, so the first timing the user sees is not the wasm's lazy initialisation.
-  await runSession(new Float32Array(shape.reduce((a, b) => a * b, 1)));
-
-  const weights = model.weights && model.weights.kind ? `${model.weights.kind} weights` : 'weights unknown';
-  const info = `${model.arch} · ${model.artifact} (${model.precision}) · ${weights} · ${contract.img_size}×${contract.img_size} ${contract.color_order}`
-    + ` · onnxruntime-web ${ort.env.versions ? ort.env.versions.web : ''} (wasm, 1 thread)`;
-  ui.modelInfo.textContent = model.weights && model.weights.kind === 'random'
-    ? `${info}. Random weights: the predictions are meaningless; export pretrained weights for real labels.`
-    : info;
+  const weights = info.weightsKind ? `${info.weightsKind} weights` : 'weights unknown';
+  const c = info.contract;
+  const text = `${info.arch} · ${info.artifact} (${info.precision}) · ${weights} · ${c.img_size}×${c.img_size} ${info.inputKind === 'pixels' ? 'uint8 RGB' : c.color_order}`
+    + ` ${info.inputLayout} → ${info.outputKind} · onnxruntime-web ${info.ortVersion || ''} (${info.accelerator}${info.crossOriginIsolated ? '' : ', page not cross-origin isolated'})`;
+  ui.modelInfo.textContent = info.weightsKind === 'random'
+    ? `${text}. Random weights: the predictions are meaningless; export pretrained weights for real labels.`
+    : text;
+  if (!info.selftestFile) ui.selftestVerdict.textContent = 'This bundle has no self-test (model.json has no selftest_file); bundle again with a newer sdeploy.';
   if (navigator.mediaDevices && typeof navigator.mediaDevices.getUserMedia === 'function') ui.cameraButton.hidden = false;
   setControlsEnabled(true);
   setStatus('Ready: choose, drop or paste an image.', 'ready');
-  return { arch: model.arch, artifact: model.artifact, inputShape: shape, numClasses: labels.length, ortVersion: ort.env.versions ? ort.env.versions.web : null };
+  return info;
 }
 
-// ---------------------------------------------------------------- inference
+// ---------------------------------------------------------------- classifying
 
-async function runSession(input) {
-  const { ort, session, model, shape } = state;
-  const tensor = new ort.Tensor('float32', input, shape);
-  const start = performance.now();
-  const outputs = await session.run({ [model.input.name]: tensor });
-  const ms = performance.now() - start;
-  const output = outputs[model.output.name];
-  if (output.type !== 'float32') throw new DemoError(`the model's output is ${output.type}, expected float32 logits`);
-  const count = state.labels ? state.labels.length : output.data.length;
-  const logits = Float32Array.from(output.data.subarray(0, count));
-  for (const t of Object.values(outputs)) t.dispose();
-  tensor.dispose();
-  return { logits, ms };
-}
-
-/** Decode a Blob to something drawable, honouring EXIF orientation and leaving colours unconverted (as Pillow does). */
-async function decodeBlob(blob) {
-  if (typeof createImageBitmap === 'function') {
-    try {
-      return await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-    } catch (first) {
-      try {
-        return await createImageBitmap(blob); // browsers without those options
-      } catch {
-        const reason = (first.message || 'not an image this browser can read').replace(/\.$/, '');
-        throw new DemoError(`Cannot decode ${blob.name || 'the image'}: ${reason}.`);
-      }
-    }
-  }
-  const url = URL.createObjectURL(blob);
-  try {
-    const img = new Image();
-    img.src = url;
-    await img.decode();
-    return img;
-  } catch {
-    throw new DemoError(`Cannot decode ${blob.name || 'the image'}: not an image this browser can read.`);
-  } finally {
-    URL.revokeObjectURL(url);
-  }
-}
-
-/**
- * Straight RGBA bytes of a drawable.  A 2D canvas stores premultiplied alpha, so
- * getImageData returns un-premultiplied values that are rounded for semi-transparent
- * pixels and 0,0,0 for fully transparent ones (Python drops alpha and keeps the raw
- * RGB).  Opaque images are exact.
- */
-function rgbaOf(source, width, height) {
-  const canvas = document.createElement('canvas');
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(source, 0, 0, width, height);
-  return ctx.getImageData(0, 0, width, height).data;
-}
-
-function sizeOf(source) {
-  return [source.videoWidth || source.naturalWidth || source.width, source.videoHeight || source.naturalHeight || source.height];
-}
-
-function enqueue(job) {
-  const run = state.queue.then(job);
-  state.queue = run.catch(() => {});
-  return run;
-}
-
-/** Classify a drawable (ImageBitmap, <img>, <video>, canvas): draw, preprocess, run, render. */
+/** Classify a Blob (file, drop, paste) or an ImageBitmap (camera frame) in the worker, then draw. */
 function classifySource(source, description) {
   return enqueue(async () => {
-    if (!state.session) throw new DemoError('The model is not loaded yet.');
-    const [width, height] = sizeOf(source);
-    if (!width || !height) throw new DemoError(`${description} has no pixels yet.`);
+    if (!state.info) throw new DemoError('The model is not loaded yet.');
     setStatus(`Classifying ${description}…`, 'busy');
     clearError();
-    const rgba = rgbaOf(source, width, height);
-    drawPreview(source, width, height, description);
-    const t0 = performance.now();
-    const input = preprocess(rgba, width, height, state.contract);
-    const preprocessMs = performance.now() - t0;
-    const { logits, ms } = await runSession(input);
-    const top5 = topK(logits, TOP_K, state.labels);
-    const result = { source: description, width, height, top5, logits: Array.from(logits), ms, preprocessMs, inputShape: state.shape };
+    const previewMax = Math.round(PREVIEW_SIDE * Math.min(3, window.devicePixelRatio || 1));
+    const transfer = typeof ImageBitmap === 'function' && source instanceof ImageBitmap ? [source] : [];
+    const { preview, input, ...result } = await state.engine.call('classify', { source, name: description, previewMax }, transfer);
+    result.output = Array.from(result.output);
+    result.logits = result.output; // the raw model output (logits, or probabilities for output.kind "probabilities")
     state.lastResult = result;
     state.lastInput = input;
+    drawPreview(preview, result);
     renderResult(result);
     setStatus(`Classified ${description}.`, 'ready');
     return result;
   });
 }
 
-async function classifyBlob(blob, description = blob.name || 'the image') {
-  const source = await decodeBlob(blob);
-  try {
-    return await classifySource(source, description);
-  } finally {
-    if (typeof source.close === 'function') source.close();
-  }
+function classifyBlob(blob, description = blob.name || 'the image') {
+  return classifySource(blob, description);
 }
 
 async function classifyUrl(url) {
@@ -319,32 +200,45 @@ async function classifyUrl(url) {
 function handleUserImage(promise) {
   promise.catch((error) => {
     showError(error);
+    ui.summary.textContent = `Not classified: ${error.message}`;
     setStatus('Ready: choose, drop or paste an image.', 'ready');
   });
 }
 
 // ---------------------------------------------------------------- drawing
 
-function drawPreview(source, width, height, description) {
-  const maxSide = 480;
-  const k = Math.min(1, maxSide / Math.max(width, height));
+function percent(p) {
+  return `${(p * 100).toFixed(2)}%`;
+}
+
+function drawPreview(bitmap, result) {
   const canvas = ui.preview;
-  canvas.width = Math.max(1, Math.round(width * k));
-  canvas.height = Math.max(1, Math.round(height * k));
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  // The bitmap has up to 3 device pixels per CSS pixel; show it PREVIEW_SIDE CSS pixels wide at most.
+  const cssWidth = Math.max(bitmap.width / (window.devicePixelRatio || 1), Math.min(bitmap.width, PREVIEW_SIDE));
+  const dpr = bitmap.width / cssWidth; // canvas pixels per CSS pixel, for line widths
+  canvas.style.width = `${cssWidth}px`;
   const ctx = canvas.getContext('2d');
-  ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
-  // The centre crop the network sees, mapped back to the original image.
-  const box = cropBox(width, height, state.contract);
-  const sx = (width / box.newWidth) * k;
-  const sy = (height / box.newHeight) * k;
-  ctx.setLineDash([6, 4]);
-  ctx.lineWidth = 2;
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  // The centre crop the network sees, mapped back to the preview.
+  const box = result.crop;
+  const sx = canvas.width / box.newWidth;
+  const sy = canvas.height / box.newHeight;
+  const rect = [box.left * sx + 1, box.top * sy + 1, box.size * sx - 2, box.size * sy - 2];
+  ctx.setLineDash([6 * dpr, 4 * dpr]);
+  ctx.lineWidth = 2 * dpr;
   ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)';
-  ctx.strokeRect(box.left * sx + 1, box.top * sy + 1, box.size * sx - 2, box.size * sy - 2);
+  ctx.strokeRect(...rect);
   ctx.strokeStyle = 'rgba(0, 0, 0, 0.7)';
-  ctx.lineDashOffset = 5;
-  ctx.strokeRect(box.left * sx + 1, box.top * sy + 1, box.size * sx - 2, box.size * sy - 2);
-  ui.previewCaption.textContent = `${description}: ${width}×${height}, resized to ${box.newWidth}×${box.newHeight}, centre crop ${box.size}×${box.size}`;
+  ctx.lineDashOffset = 5 * dpr;
+  ctx.strokeRect(...rect);
+  const top = result.top5[0];
+  canvas.setAttribute('aria-label', `${result.source}, ${result.width} by ${result.height} pixels, with a dashed box around `
+    + `the ${box.size} by ${box.size} centre crop the network sees. Top prediction: ${top.label}, ${percent(top.probability)}.`);
+  ui.previewCaption.textContent = `${result.source}: ${result.width}×${result.height}, resized to ${box.newWidth}×${box.newHeight}, `
+    + `centre crop ${box.size}×${box.size}${result.tiles > 1 ? `, read in ${result.tiles} tiles` : ''}`;
   ui.previewFigure.hidden = false;
 }
 
@@ -360,9 +254,10 @@ function renderResult(result) {
     label.textContent = p.label;
     const prob = document.createElement('span');
     prob.className = 'prob';
-    prob.textContent = `${(p.probability * 100).toFixed(2)}%`;
+    prob.textContent = percent(p.probability);
     const bar = document.createElement('div');
     bar.className = 'bar';
+    bar.setAttribute('aria-hidden', 'true');
     const fill = document.createElement('span');
     fill.style.width = `${Math.max(0, Math.min(100, p.probability * 100))}%`;
     bar.append(fill);
@@ -372,12 +267,114 @@ function renderResult(result) {
   ui.results.replaceChildren(...items);
   ui.results.dataset.state = 'done';
   ui.results.dataset.count = String(Number(ui.results.dataset.count || 0) + 1);
+  ui.notice.textContent = result.warnings.join('\n');
+  ui.notice.hidden = !result.warnings.length;
+  // The live region: screen readers announce the new top prediction (and any warning).
+  const [first, ...rest] = result.top5;
+  ui.summary.textContent = `${result.source}: ${first.label}, ${percent(first.probability)}. `
+    + `Next: ${rest.slice(0, 2).map((p) => `${p.label} ${percent(p.probability)}`).join(', ')}.`
+    + (result.warnings.length ? ' Warning: transparent pixels, see the note.' : '');
   ui.timing.dataset.ms = String(result.ms);
-  ui.timing.textContent = `${result.ms.toFixed(1)} ms per inference (wasm, 1 thread) · preprocessing ${result.preprocessMs.toFixed(1)} ms`;
+  ui.timing.textContent = `${result.ms.toFixed(1)} ms per inference (${state.info.accelerator}) · `
+    + `decoding ${result.decodeMs.toFixed(0)} ms · preprocessing ${result.preprocessMs.toFixed(0)} ms`;
+}
+
+// ---------------------------------------------------------------- self-test
+
+async function describeDevice() {
+  let model = '';
+  try {
+    if (navigator.userAgentData && navigator.userAgentData.getHighEntropyValues) {
+      model = (await navigator.userAgentData.getHighEntropyValues(['model'])).model || '';
+    }
+  } catch {
+    // the model is optional
+  }
+  return deviceName(navigator.userAgent, model);
+}
+
+/** The engine as runSelftest sees it: the worker's classify (the user's path) and its timing loop. */
+const selftestEngine = {
+  classify: (png, image) => state.engine.call('classify', { source: new Blob([png], { type: 'image/png' }), name: image.name }),
+  time: (input, warmup, timed) => state.engine.call('time', { input, warmup, timed }),
+};
+
+async function runSelftestAction() {
+  ui.selftestButton.disabled = true;
+  ui.reportLink.hidden = true;
+  ui.selftestMetrics.hidden = true;
+  ui.selftestVerdict.dataset.verdict = 'RUNNING';
+  ui.selftestVerdict.textContent = 'Running the self-test…';
+  let selftest = null;
+  let result;
+  try {
+    const response = await fetch(new URL(state.info.selftestFile, MODEL_DIR), { cache: 'no-store' });
+    if (!response.ok) throw new Error(`cannot fetch model/${state.info.selftestFile}: HTTP ${response.status}`);
+    selftest = readSelftest(await response.json(), { sha256: state.info.sha256, output: { kind: state.info.outputKind } });
+    result = await enqueue(() => runSelftest(selftest, selftestEngine, (step) => {
+      ui.selftestVerdict.textContent = `Running the self-test: ${step}…`;
+    }));
+  } catch (error) {
+    result = errorResult(String(error && error.message ? error.message : error));
+  }
+  const report = deviceReport(selftest, result, {
+    modelSha256: state.info.modelSha256,
+    runtime: `onnxruntime-web ${state.info.ortVersion}`,
+    accelerator: state.info.accelerator,
+    device: await describeDevice(),
+  });
+  state.lastReport = report;
+  renderSelftest(report, selftest);
+  ui.selftestButton.disabled = false;
+  return report;
+}
+
+function renderSelftest(report, selftest) {
+  const fmt = (v, digits = 3) => (typeof v === 'number' ? v.toExponential(digits) : '–');
+  ui.selftestVerdict.dataset.verdict = report.verdict;
+  ui.selftestVerdict.textContent = report.verdict === 'ERROR' ? `ERROR: ${report.error}` : `${report.verdict}`
+    + ` (${report.images.length} images, ${report.accelerator})`;
+  if (report.verdict !== 'ERROR') {
+    const tol = selftest.tolerance;
+    const rows = [
+      ['Max abs error', `${fmt(report.max_abs_error)} (limit ${fmt(tol.atol)})`],
+      ['Max relative error', fmt(report.max_rel_error)],
+      ['Min cosine', `${report.min_cosine.toFixed(9)} (limit ${tol.min_cosine})`],
+      ['Top-1 agreement', `${(report.top1_agreement * 100).toFixed(0)}% (decisive images: ${(report.decisive_top1_agreement * 100).toFixed(0)}%)`],
+      ['Median latency', `${report.median_ms.toFixed(2)} ms (${(selftest.runs && selftest.runs.timed) || 10} runs after warm-up)`],
+      ['Model sha256', report.model_sha256 ? `${report.model_sha256.slice(0, 16)}…` : 'not computed (no crypto.subtle: not a secure context)'],
+    ];
+    ui.selftestMetrics.replaceChildren(...rows.flatMap(([name, value]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = name;
+      const dd = document.createElement('dd');
+      dd.textContent = value;
+      return [dt, dd];
+    }));
+    ui.selftestMetrics.hidden = false;
+  }
+  // The report as a download: a Blob behind an <a download>.
+  if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
+  state.reportUrl = URL.createObjectURL(new Blob([`${JSON.stringify(report, null, 1)}\n`], { type: 'application/json' }));
+  ui.reportLink.href = state.reportUrl;
+  ui.reportLink.download = `device-report-web-${report.created.replace(/[-:]/g, '')}.json`;
+  ui.reportLink.hidden = false;
 }
 
 // ---------------------------------------------------------------- input wiring
 
+function openChooser() {
+  if (!ui.fileInput.disabled) ui.fileInput.click();
+}
+
+ui.chooseButton.addEventListener('click', openChooser);
+ui.dropzone.addEventListener('click', openChooser);
+ui.dropzone.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' || event.key === ' ') {
+    event.preventDefault(); // Space would scroll the page
+    openChooser();
+  }
+});
 ui.fileInput.addEventListener('change', () => {
   const file = ui.fileInput.files && ui.fileInput.files[0];
   if (file) handleUserImage(classifyBlob(file));
@@ -406,7 +403,7 @@ async function startCamera() {
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
   } catch (error) {
-    throw new DemoError(`Cannot open the camera: ${error.message || error.name}.`);
+    throw new DemoError(`Cannot open the camera: ${error.message || error.name}. (Browsers allow the camera only on https or localhost.)`);
   }
   ui.video.srcObject = state.stream;
   await ui.video.play();
@@ -425,33 +422,44 @@ function stopCamera() {
 ui.cameraButton.addEventListener('click', () => handleUserImage(startCamera()));
 ui.cameraStop.addEventListener('click', stopCamera);
 ui.captureButton.addEventListener('click', () => {
-  // Copy the current frame first, so the preview and the classification see the same pixels.
-  const [width, height] = sizeOf(ui.video);
-  const frame = document.createElement('canvas');
-  frame.width = width;
-  frame.height = height;
-  if (width && height) frame.getContext('2d').drawImage(ui.video, 0, 0, width, height);
-  handleUserImage(classifySource(frame, 'the camera frame'));
+  // An ImageBitmap of the current frame, handed (not copied) to the worker.
+  handleUserImage(createImageBitmap(ui.video).then(
+    (frame) => classifySource(frame, 'the camera frame'),
+    () => {
+      throw new DemoError('The camera has no frame yet.');
+    },
+  ));
 });
+ui.selftestButton.addEventListener('click', () => runSelftestAction().catch(showError));
 
 // ---------------------------------------------------------------- start
 
 const ready = init();
 ready.catch(showError);
 
-/** For automation and the console: window.sdeployDemo.ready, .classifyUrl(url), .lastResult, .lastInput. */
+/** For automation and the console. */
 window.sdeployDemo = {
   ready,
   classifyUrl,
   classifyBlob,
+  /** Run the Self-test action; resolves to the device report. */
+  selftest: runSelftestAction,
+  /** Engine-only times on the last input: {median_ms, times, accelerator}. */
+  async benchmark(timed = 20, warmup = 3) {
+    const times = await enqueue(() => state.engine.call('time', { warmup, timed }));
+    return { median_ms: median(times), times, accelerator: state.info.accelerator, threads: state.info.threads };
+  },
+  get info() {
+    return state.info;
+  },
   get lastResult() {
     return state.lastResult;
   },
-  /** The last network input (1 x 3 x S x S, CHW float32), exactly as preprocess.js produced it. */
+  /** The last network input exactly as fed (Float32Array for input.kind "tensor", Uint8Array for "pixels"). */
   get lastInput() {
     return state.lastInput;
   },
-  get model() {
-    return state.model;
+  get lastReport() {
+    return state.lastReport;
   },
 };

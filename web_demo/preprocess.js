@@ -11,8 +11,15 @@
 //      trunc(resize_size * long / short); separable antialiased triangle
 //      filter in float64 (see resampleWeights), no re-quantisation to uint8;
 //   2. centre crop img_size x img_size at floor((resized - img_size) / 2);
-//   3. reorder channels to `color_order` (RGB or BGR), then
-//      (pixel * scale - mean[c]) / std[c], CHW, float32.
+//   3. for input.kind "tensor": reorder channels to `color_order` (RGB or BGR),
+//      then (pixel * scale - mean[c]) / std[c], float32 (normalize);
+//      for input.kind "pixels": round to 8 bits, RGB, no scaling (toPixels8).
+//
+// Steps 1-2 run on tiles (CropResizer): the page never holds the whole photo in
+// one canvas, because phones cap a canvas's size (iOS Safari: 16.7 M pixels)
+// and read an oversized one back as blank.  The tiled sums are added in the same
+// order as one pass over the whole image would add them, so the result is
+// bit-identical whatever the tile size.
 
 /** Thrown for a model.json this code cannot follow (rather than silently mis-preprocessing). */
 export class ContractError extends Error {
@@ -25,7 +32,7 @@ export class ContractError extends Error {
 const SUPPORTED = {
   interpolation: ['bilinear-antialias'],
   crop: ['center'],
-  layout: ['NCHW'],
+  layout: ['NCHW', 'NHWC'],
   resize: ['shorter-side'],
   color_order: ['RGB', 'BGR'],
 };
@@ -102,12 +109,9 @@ export function resampleWeights(inSize, outSize, first = 0, count = outSize) {
   return { lo, hi, weights };
 }
 
-function checkPixels(rgba, width, height) {
+function checkSize(width, height) {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`bad image size ${width}x${height}`);
-  }
-  if (!rgba || rgba.length !== width * height * 4) {
-    throw new RangeError(`expected ${width * height * 4} RGBA bytes for ${width}x${height}, got ${rgba ? rgba.length : rgba}`);
   }
 }
 
@@ -119,104 +123,196 @@ export function cropBox(width, height, contract) {
   return { newWidth, newHeight, left: Math.floor((newWidth - size) / 2), top: Math.floor((newHeight - size) / 2), size };
 }
 
+/** [min lo, max hi) over the rows of resampleWeights that have taps: the source pixels they read. */
+function span({ lo, hi }) {
+  let a = Infinity;
+  let b = -Infinity;
+  for (let i = 0; i < lo.length; i++) {
+    if (hi[i] > lo[i]) {
+      a = Math.min(a, lo[i]);
+      b = Math.max(b, hi[i]);
+    }
+  }
+  return a < b ? [a, b] : [0, 0];
+}
+
 /**
- * Steps 1-2: RGBA bytes (row-major, 4 per pixel) -> Float64Array of
- * img_size x img_size x 3 RGB pixels in [0, 255] (HWC).  Alpha is ignored.
- * Only the rows and columns inside the crop window are computed.
+ * Steps 1-2 fed tile by tile.  `window` is the source rectangle the crop reads
+ * ({x0, y0, x1, y1}, exclusive ends); call addTile for tiles that cover it in
+ * bands (rows of tiles of equal height), left to right, top to bottom, then
+ * result().  Each tile's horizontal sums continue where the previous tile's
+ * stopped, and a band's rows go into the vertical sums as soon as the band is
+ * complete, so every output is summed in the same order as by a single pass:
+ * bit-identical to resizeAndCrop on the whole image, with memory for one band.
+ */
+export class CropResizer {
+  constructor(width, height, contract) {
+    checkSize(width, height);
+    this.box = cropBox(width, height, contract);
+    const { newWidth, newHeight, left, top, size } = this.box;
+    this.rows = resampleWeights(height, newHeight, top, size);
+    this.cols = resampleWeights(width, newWidth, left, size);
+    const [x0, x1] = span(this.cols);
+    const [y0, y1] = span(this.rows);
+    this.window = { x0, y0, x1, y1 };
+    this.out = new Float64Array(size * size * 3);
+    this.band = null; // {y, height, nextX, sums: horizontal sums, height x size x 3}
+    this.nextY = y0;
+    this.done = y0 >= y1;
+  }
+
+  /** RGBA bytes (4 per pixel, row-major, `w` wide) of the source rectangle x, y, w, h. */
+  addTile(rgba, x, y, w, h) {
+    const { x0, x1, y1 } = this.window;
+    if (rgba.length !== w * h * 4) throw new RangeError(`tile ${w}x${h} needs ${w * h * 4} RGBA bytes, got ${rgba.length}`);
+    const expect = this.band || { y: this.nextY, height: h, nextX: x0 }; // a new band starts where the last ended
+    if (y !== expect.y || h !== expect.height || x !== expect.nextX || x + w > x1 || y + h > y1) {
+      throw new RangeError(`tile ${x},${y} ${w}x${h} out of order: expected x ${expect.nextX}, row ${expect.y}, height ${expect.height}`);
+    }
+    if (!this.band) this.band = { y, height: h, nextX: x0, sums: new Float64Array(h * this.box.size * 3) };
+    const band = this.band;
+    this.horizontal(rgba, x, w, h);
+    band.nextX = x + w;
+    if (band.nextX === x1) this.vertical();
+  }
+
+  /** Horizontal taps that fall inside this tile, added to the band's running sums. */
+  horizontal(rgba, x, w, h) {
+    const { lo, hi, weights } = this.cols;
+    const sums = this.band.sums;
+    const size = this.box.size;
+    for (let xo = 0; xo < size; xo++) {
+      const a = lo[xo];
+      const j0 = Math.max(a, x);
+      const j1 = Math.min(hi[xo], x + w);
+      if (j0 >= j1) continue;
+      const taps = weights[xo];
+      for (let r = 0; r < h; r++) {
+        const src = r * w * 4 - x * 4;
+        const o = (r * size + xo) * 3;
+        let red = sums[o];
+        let green = sums[o + 1];
+        let blue = sums[o + 2];
+        for (let j = j0; j < j1; j++) {
+          const p = src + j * 4;
+          const wt = taps[j - a];
+          red += wt * rgba[p];
+          green += wt * rgba[p + 1];
+          blue += wt * rgba[p + 2];
+        }
+        sums[o] = red;
+        sums[o + 1] = green;
+        sums[o + 2] = blue;
+      }
+    }
+  }
+
+  /** A complete band: its rows join the vertical sums of every output row that reads them. */
+  vertical() {
+    const { y, height, sums } = this.band;
+    const { lo, hi, weights } = this.rows;
+    const stride = this.box.size * 3;
+    const out = this.out;
+    for (let i = 0; i < this.box.size; i++) {
+      const a = lo[i];
+      const t0 = Math.max(a, y);
+      const t1 = Math.min(hi[i], y + height);
+      const o = i * stride;
+      for (let t = t0; t < t1; t++) {
+        const wt = weights[i][t - a];
+        const s = (t - y) * stride;
+        for (let k = 0; k < stride; k++) out[o + k] += wt * sums[s + k];
+      }
+    }
+    this.nextY = y + height;
+    this.band = null;
+    this.done = this.nextY === this.window.y1;
+  }
+
+  /** img_size x img_size x 3 RGB pixels in [0, 255] (HWC, float64); throws unless every tile came in. */
+  result() {
+    if (!this.done) throw new RangeError(`the tiles stopped at row ${this.nextY} of ${this.window.y1}`);
+    return this.out;
+  }
+}
+
+/**
+ * Steps 1-2 on a whole image: RGBA bytes (row-major, 4 per pixel) -> Float64Array
+ * of img_size x img_size x 3 RGB pixels in [0, 255] (HWC).  Alpha is ignored.
  */
 export function resizeAndCrop(rgba, width, height, contract) {
-  checkPixels(rgba, width, height);
-  const { newWidth, newHeight, left, top, size } = cropBox(width, height, contract);
-  const rows = resampleWeights(height, newHeight, top, size);
-  const cols = resampleWeights(width, newWidth, left, size);
+  checkSize(width, height);
+  if (!rgba || rgba.length !== width * height * 4) {
+    throw new RangeError(`expected ${width * height * 4} RGBA bytes for ${width}x${height}, got ${rgba ? rgba.length : rgba}`);
+  }
+  const resizer = new CropResizer(width, height, contract);
+  const { x0, y0, x1, y1 } = resizer.window;
+  if (y1 > y0) {
+    // The window as one tile (a copy only when the window is narrower than the image).
+    const rows = rgba.subarray(y0 * width * 4, y1 * width * 4);
+    const tile = x0 === 0 && x1 === width ? rows : cropColumns(rows, width, x0, x1);
+    resizer.addTile(tile, x0, y0, x1 - x0, y1 - y0);
+  }
+  return resizer.result();
+}
 
-  // Horizontal pass over the input rows any crop row reads: tmp[y - y0][x][c].
-  let y0 = height;
-  let y1 = 0;
-  for (let i = 0; i < size; i++) {
-    if (rows.hi[i] > rows.lo[i]) {
-      y0 = Math.min(y0, rows.lo[i]);
-      y1 = Math.max(y1, rows.hi[i]);
-    }
-  }
-  const tmp = new Float64Array(Math.max(y1 - y0, 0) * size * 3);
-  for (let y = y0; y < y1; y++) {
-    const src = y * width * 4;
-    const dst = (y - y0) * size * 3;
-    for (let x = 0; x < size; x++) {
-      const taps = cols.weights[x];
-      const a = cols.lo[x];
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let t = 0; t < taps.length; t++) {
-        const p = src + (a + t) * 4;
-        const w = taps[t];
-        r += w * rgba[p];
-        g += w * rgba[p + 1];
-        b += w * rgba[p + 2];
-      }
-      const o = dst + x * 3;
-      tmp[o] = r;
-      tmp[o + 1] = g;
-      tmp[o + 2] = b;
-    }
-  }
-
-  // Vertical pass.
-  const out = new Float64Array(size * size * 3);
-  const rowStride = size * 3;
-  for (let i = 0; i < size; i++) {
-    const taps = rows.weights[i];
-    const a = rows.lo[i] - y0;
-    const o = i * rowStride;
-    for (let t = 0; t < taps.length; t++) {
-      const w = taps[t];
-      const s = (a + t) * rowStride;
-      for (let k = 0; k < rowStride; k++) out[o + k] += w * tmp[s + k];
-    }
-  }
+function cropColumns(rows, width, x0, x1) {
+  const h = rows.length / (width * 4);
+  const w = x1 - x0;
+  const out = new Uint8ClampedArray(w * h * 4);
+  for (let r = 0; r < h; r++) out.set(rows.subarray((r * width + x0) * 4, (r * width + x1) * 4), r * w * 4);
   return out;
 }
 
-/** Step 3: HWC RGB pixels in [0, 255] -> CHW Float32Array in the model's colour order and scale. */
-export function normalize(pixels, contract) {
+/**
+ * Step 3, input.kind "tensor": HWC RGB pixels in [0, 255] -> Float32Array in the
+ * model's colour order, (pixel * scale - mean) / std, laid out as `layout`.
+ */
+export function normalize(pixels, contract, layout = 'NCHW') {
   const c = checkContract(contract);
-  const size = c.img_size;
-  const plane = size * size;
+  const plane = c.img_size * c.img_size;
   if (pixels.length !== plane * 3) throw new RangeError(`expected ${plane * 3} pixel values, got ${pixels.length}`);
   const out = new Float32Array(plane * 3);
   for (let ch = 0; ch < 3; ch++) {
     const srcCh = c.color_order === 'BGR' ? 2 - ch : ch;
     const mean = c.mean[ch];
     const std = c.std[ch];
-    const base = ch * plane;
     for (let p = 0; p < plane; p++) {
-      out[base + p] = (pixels[p * 3 + srcCh] * c.scale - mean) / std; // float64 math, rounded once to float32
+      const at = layout === 'NHWC' ? p * 3 + ch : ch * plane + p;
+      out[at] = (pixels[p * 3 + srcCh] * c.scale - mean) / std; // float64 math, rounded once to float32
     }
   }
   return out;
 }
 
-/** RGBA bytes -> the network's input: 3 x img_size x img_size Float32Array (CHW). */
-export function preprocess(rgba, width, height, contract) {
-  return normalize(resizeAndCrop(rgba, width, height, contract), contract);
+/** numpy's rint (round half to even), which Python's preprocess_8bit uses. */
+export function rint(x) {
+  const f = Math.floor(x);
+  const d = x - f; // exact for |x| < 2^52
+  if (d !== 0.5) return d < 0.5 ? f : f + 1;
+  return f % 2 === 0 ? f : f + 1;
 }
 
 /**
- * The NCHW input shape to feed: [1, 3, img_size, img_size].  model.json's batch
- * dimension may be a string ("batch") for dynamic-batch exports; the demo feeds 1.
+ * Step 3, input.kind "pixels": HWC RGB pixels in [0, 255] -> Uint8Array rounded
+ * to 8 bits (as an app's bitmap holds them), always RGB, no scaling, as `layout`.
  */
-export function inputShape(modelJson) {
-  const c = checkContract(modelJson.preprocess);
-  const shape = modelJson.input && modelJson.input.shape;
-  if (Array.isArray(shape) && shape.length === 4) {
-    const [, channels, h, w] = shape;
-    if ((Number.isInteger(h) && h !== c.img_size) || (Number.isInteger(w) && w !== c.img_size) || (Number.isInteger(channels) && channels !== 3)) {
-      throw new ContractError(`model input shape [${shape}] does not match preprocess.img_size ${c.img_size}`);
+export function toPixels8(pixels, layout = 'NHWC') {
+  const plane = pixels.length / 3;
+  if (!Number.isInteger(plane)) throw new RangeError(`expected RGB pixel triples, got ${pixels.length} values`);
+  const out = new Uint8Array(pixels.length);
+  for (let p = 0; p < plane; p++) {
+    for (let ch = 0; ch < 3; ch++) {
+      const v = Math.min(255, Math.max(0, rint(pixels[p * 3 + ch])));
+      out[layout === 'NCHW' ? ch * plane + p : p * 3 + ch] = v;
     }
   }
-  return [1, 3, c.img_size, c.img_size];
+  return out;
+}
+
+/** RGBA bytes -> the float32 tensor input (CHW unless `layout` says NHWC). */
+export function preprocess(rgba, width, height, contract, layout = 'NCHW') {
+  return normalize(resizeAndCrop(rgba, width, height, contract), contract, layout);
 }
 
 /**
@@ -245,11 +341,13 @@ export function softmax(logits) {
 }
 
 /**
- * Best k classes of one logit vector: [{index, label, probability}], best
+ * Best k classes of one output vector: [{index, label, probability}], best
  * first; ties keep the lower index first and NaN sorts last (Python: predict.top_k).
+ * `kind` is model.json's output.kind: softmax turns "logits" into probabilities;
+ * "probabilities" (a model exported with --softmax) are shown as they are.
  */
-export function topK(logits, k = 5, labels = null) {
-  const probabilities = softmax(logits);
+export function topK(logits, k = 5, labels = null, kind = 'logits') {
+  const probabilities = kind === 'probabilities' ? logits : softmax(logits);
   const order = Array.from({ length: logits.length }, (_, i) => i);
   order.sort((a, b) => {
     const x = logits[a];

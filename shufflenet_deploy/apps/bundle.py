@@ -100,8 +100,7 @@ def app_model_json(manifest: dict, key: str, record: dict, binding: AppBinding, 
         "num_classes": manifest["num_classes"],
         "labels_file": LABELS_FILE,
         "input": {"layout": "NCHW", **record["inputs"][0]},
-        "output": next((o for o in record["outputs"] if o.get("kind") in ("logits", "probabilities")),
-                       next((o for o in record["outputs"] if o["name"] == "logits"), record["outputs"][0])),
+        "output": app_output(record),
         "preprocess": manifest["input"],
         "weights": {k: v for k, v in manifest["weights"].items() if k != "source"},
         "sdeploy_version": manifest["versions"].get("sdeploy"),
@@ -109,6 +108,14 @@ def app_model_json(manifest: dict, key: str, record: dict, binding: AppBinding, 
     if selftest:
         data["selftest_file"] = selftest
     return data
+
+
+def app_output(record: dict) -> dict:
+    """The output an app reads, with its kind: ``probabilities`` (softmax inside the model) or ``logits``."""
+    outputs = record["outputs"]
+    chosen = next((o for o in outputs if o["name"] == "logits"), None) or next(
+        (o for o in outputs if o.get("kind") == "probabilities" and o.get("dtype") == "float32"), outputs[0])
+    return {**chosen, "kind": "probabilities" if chosen.get("kind") == "probabilities" else "logits"}
 
 
 def bundle(app: str, export_dir: str | Path, dest: str | Path | None = None, target: str | None = None,
@@ -120,6 +127,8 @@ def bundle(app: str, export_dir: str | Path, dest: str | Path | None = None, tar
     key, record = select_artifact(manifest, export_dir, app, target, binding, artifact)
     manifest_labels(export_dir, manifest)  # sha256 and count checked before anything is copied
     dest = Path(dest) if dest is not None else default_destination(app)
+    if dest.exists() and not dest.is_dir():
+        raise SdeployError(f"--dest {dest} is a file; give the app's asset folder")
     stage = dest.with_name(f".{dest.name}.bundle-{os.getpid()}")
     try:
         remove_path(stage)

@@ -230,6 +230,7 @@ class Backend:
     extra: str = ""  # pip install "shufflenet-deploy[<extra>]"
     packages: tuple[str, ...] = ()  # pip distributions whose versions the manifest records
     modules: tuple[str, ...] = ()  # importable modules the exporter needs
+    loggers: tuple[str, ...] = ()  # the converter's loggers, quieted during an export
     options: tuple[Option, ...] = ()  # export options of this backend only
     #: precision -> export options that make that variant (``sdeploy bench --precision``); absent: not offered.
     bench_variants: dict[str, dict] = field(default_factory=lambda: {"fp32": {}})

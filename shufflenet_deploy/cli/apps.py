@@ -13,7 +13,7 @@ from ..backends import app_bindings, app_names
 from ..errors import SdeployError
 from ..export import export
 from ..preprocess import check_img_size
-from .common import echo_json, main, weights_options
+from .common import IMG_SIZE, echo_json, main, weights_options
 
 
 def _engines_help() -> str:
@@ -30,7 +30,7 @@ def _engines_help() -> str:
               help="Which of the target's artifacts to bundle, by manifest key (e.g. onnx-fp16); default: its first.")
 @weights_options
 @click.option("--labels", type=click.Path(dir_okay=False), help="Class names, one per line (with --arch).")
-@click.option("--img-size", type=int, default=None, help="Input size when exporting with --arch (default 224).")
+@click.option("--img-size", type=IMG_SIZE, default=None, help="Input size when exporting with --arch (default 224).")
 @click.option("--dest", type=click.Path(file_okay=False),
               help="Asset folder to fill (default: the app's folder under the current directory).")
 @click.option("--no-selftest", is_flag=True, help="Leave out selftest.json (the app's on-device parity check).")

@@ -31,13 +31,13 @@ from ..perf.opprofile import DEFAULT_WARMUP as PROFILE_WARMUP
 from ..perf.opprofile import KIND_LABELS, OpProfile, profile_arch
 from ..backends import runtime_names
 from ..tables import format_table, human_bytes
-from .common import echo_json, main, target_choice_metavar
+from .common import IMG_SIZE, NUM_CLASSES, RUNS, SEED, THREADS, echo_json, main, target_choice_metavar
 
 
 def _model_options(func):
     """--weights/--num-classes/--seed with random weights by default: timing does not depend on their values."""
-    func = click.option("--seed", type=int, default=0, show_default=True, help="Seed for --weights random.")(func)
-    func = click.option("--num-classes", type=click.IntRange(min=1), default=None,
+    func = click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for --weights random.")(func)
+    func = click.option("--num-classes", type=NUM_CLASSES, default=None,
                         help="Classifier size (default: from the weights, else 1000).")(func)
     func = click.option("--weights", default="random", show_default=True, metavar="random|imagenet|none|PATH",
                         help="Weights to export with; speed does not depend on them.")(func)
@@ -62,14 +62,14 @@ def _model_options(func):
 @click.option("--dynamic-batch", is_flag=True,
               help="With --arch: export a dynamic batch where the format allows, so img/s runs one batch per call.")
 @_model_options
-@click.option("--img-size", type=int, default=None, help="With --arch: input size (default 224).")
+@click.option("--img-size", type=IMG_SIZE, default=None, help="With --arch: input size (default 224).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="With --arch: keep the exports in OUT/<arch> (default: a temporary directory, deleted).")
-@click.option("--runs", type=int, default=DEFAULT_RUNS, show_default=True, help="Timed calls per figure.")
-@click.option("--warmup", type=int, default=DEFAULT_WARMUP, show_default=True, help="Untimed calls first.")
+@click.option("--runs", type=RUNS, default=DEFAULT_RUNS, show_default=True, help="Timed calls per figure.")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=DEFAULT_WARMUP, show_default=True, help="Untimed calls first.")
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True,
               help="Thread counts to measure, comma-separated; 'all' is every CPU core.")
-@click.option("--batch", type=int, default=DEFAULT_BATCH, show_default=True, help="Images per throughput call.")
+@click.option("--batch", type=click.IntRange(1, 4096), default=DEFAULT_BATCH, show_default=True, help="Images per throughput call.")
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(runtime_names()),
               help="Only these runtimes (repeatable); eager PyTorch always runs.")
 @click.option("--skip-interpreter", is_flag=True,
@@ -209,10 +209,10 @@ def _ratio(value: float | None) -> str:
 @main.command("profile")
 @click.argument("arch")
 @click.option("--compare", "compare", multiple=True, metavar="ARCH", help="Profile these archs too, side by side (repeatable).")
-@click.option("--img-size", type=int, default=224, show_default=True, help="Input size.")
-@click.option("--runs", type=int, default=PROFILE_RUNS, show_default=True, help="Profiled runs (medians per node).")
-@click.option("--warmup", type=int, default=PROFILE_WARMUP, show_default=True, help="Runs first, left out of the figures.")
-@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
+@click.option("--img-size", type=IMG_SIZE, default=224, show_default=True, help="Input size.")
+@click.option("--runs", type=RUNS, default=PROFILE_RUNS, show_default=True, help="Profiled runs (medians per node).")
+@click.option("--warmup", type=click.IntRange(0, 100_000), default=PROFILE_WARMUP, show_default=True, help="Runs first, left out of the figures.")
+@click.option("--threads", type=THREADS, default=1, show_default=True, help="onnxruntime intra-op threads.")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of profiles) instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")

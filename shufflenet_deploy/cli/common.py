@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -11,10 +12,44 @@ import click
 from .. import __version__
 from ..backends import COMMON_OPTIONS, Option, target_backends, target_names
 from ..errors import FAILURE_EXIT_CODE, SdeployError, describe_os_error
-from ..sysutil import interrupt_handlers
+from ..manifest import MAX_CLASSES
+from ..preprocess import MAX_IMG_SIZE, MIN_IMG_SIZE
+from ..sysutil import MAX_THREADS, interrupt_handlers
+from ..weights import MAX_SEED
 
 #: Set to 1 to see the traceback of an unexpected error instead of its one-line summary.
 DEBUG_ENV = "SDEPLOY_DEBUG"
+
+
+class FiniteFloat(click.ParamType):
+    """A float within [low, high] that is a real number: NaN and infinity are refused like any bad value."""
+
+    name = "float"
+
+    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        too_low = self.low is not None and (number <= self.low if self.low_open else number < self.low)
+        if too_low or (self.high is not None and number > self.high):
+            bound = f"{'above' if self.low_open else 'at least'} {self.low}" if self.low is not None else ""
+            bound += f"{' and ' if bound else ''}at most {self.high}" if self.high is not None else ""
+            self.fail(f"{value} is out of range: it must be {bound}", param, ctx)
+        return number
+
+
+#: Bounded ranges for the numbers every command takes: no value can ask for an absurd allocation.
+IMG_SIZE = click.IntRange(MIN_IMG_SIZE, MAX_IMG_SIZE)
+SEED = click.IntRange(0, MAX_SEED)
+THREADS = click.IntRange(1, MAX_THREADS)
+NUM_CLASSES = click.IntRange(1, MAX_CLASSES)
+RUNS = click.IntRange(1, 100_000)
 
 
 class CliError(click.ClickException):
@@ -67,9 +102,9 @@ def echo_json(data: object) -> None:
 
 def weights_options(func):
     """--weights/--num-classes/--seed, shared by every command that builds a model."""
-    func = click.option("--seed", type=int, default=0, show_default=True,
+    func = click.option("--seed", type=SEED, default=0, show_default=True,
                         help="Seed for --weights random.")(func)
-    func = click.option("--num-classes", type=click.IntRange(min=1), default=None,
+    func = click.option("--num-classes", type=NUM_CLASSES, default=None,
                         help="Classifier size (default: from the weights, else 1000).")(func)
     func = click.option("--weights", "weights", default="imagenet", show_default=True, metavar="imagenet|random|none|PATH",
                         help="Pretrained download, seeded random init, PyTorch default init, or a checkpoint file.")(func)

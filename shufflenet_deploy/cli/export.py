@@ -11,6 +11,7 @@ from ..export import export
 from ..preprocess import check_img_size
 from ..tables import format_table, human_bytes
 from .common import (
+    IMG_SIZE,
     GroupedCommand,
     GroupedOption,
     apply,
@@ -38,7 +39,7 @@ def _export_command(func):
                      help="Class names, one per line (default: ImageNet or the checkpoint's)."),
         click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: exports/<arch>)."),
         click.option("--force", is_flag=True, help="Replace an export of another model in --out, and its artifacts."),
-        click.option("--img-size", type=int, default=None, help="Input size, 32 to 2048 (default: the weights' own)."),
+        click.option("--img-size", type=IMG_SIZE, default=None, help="Input size, 32 to 2048 (default: the weights' own)."),
         *export_option_decorators(),
         click.option("--quiet", "-q", is_flag=True, help="No progress and no summary table; errors only.",
                      cls=GroupedOption, group="Output"),

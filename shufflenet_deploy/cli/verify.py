@@ -12,21 +12,21 @@ from ..backends import runtime_names
 from ..fsutil import write_text_atomic
 from ..tables import format_table
 from ..verify import verify
-from .common import echo_json, main
+from .common import FiniteFloat, SEED, THREADS, echo_json, main
 
 
 @main.command("verify")
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @click.option("--images", type=click.Path(file_okay=False),
               help="Also verify on these images (a labelled class-per-folder tree adds accuracy).")
-@click.option("--samples", type=click.IntRange(min=0), default=8, show_default=True, help="Seeded synthetic inputs.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic inputs.")
-@click.option("--atol", type=click.FloatRange(min=0), default=None,
+@click.option("--samples", type=click.IntRange(0, 10_000), default=8, show_default=True, help="Seeded synthetic inputs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the synthetic inputs.")
+@click.option("--atol", type=FiniteFloat(0.0), default=None,
               help="Absolute logit tolerance for every runtime (default: per precision, relative to the logit range).")
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(runtime_names()),
               help="Only these runtimes (repeatable; default: each artifact's own runtime plus every installed "
                    "second runtime of its format).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per runtime (default: the runtime's).")
+@click.option("--threads", type=THREADS, default=None, help="Threads per runtime (default: the runtime's).")
 @click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
               help="The checkpoint a --weights PATH export was made from, when the export's copy is gone.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,

@@ -11,10 +11,10 @@ from ..complexity import count_mflops, unit_summaries
 from ..nets import get_arch, list_models
 from ..nets.registry import ArchSpec, arch_to_dict
 from ..predict import predict_logits, top_k
-from ..preprocess import MIN_IMG_SIZE, preprocess
+from ..preprocess import check_image_file, preprocess
 from ..tables import format_table
 from ..zoo import load_model
-from .common import echo_json, main, weights_options
+from .common import IMG_SIZE, echo_json, main, weights_options
 
 
 @main.command("list")
@@ -53,7 +53,7 @@ def _weights_label(spec: ArchSpec) -> str:
 
 @main.command("info")
 @click.argument("arch")
-@click.option("--img-size", type=click.IntRange(min=MIN_IMG_SIZE), default=224, show_default=True,
+@click.option("--img-size", type=IMG_SIZE, default=224, show_default=True,
               help="Input size for the per-unit shapes and MFLOPs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info_command(arch: str, img_size: int, as_json: bool) -> None:
@@ -116,12 +116,14 @@ def _describe_contract(contract) -> str:
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--arch", help="Architecture (optional when the checkpoint names it).")
 @weights_options
-@click.option("--img-size", type=click.IntRange(min=MIN_IMG_SIZE), default=None,
+@click.option("--img-size", type=IMG_SIZE, default=None,
               help="Input size (default: the weights' own, usually 224).")
-@click.option("--topk", type=click.IntRange(min=1), default=5, show_default=True, help="Classes to show per image.")
+@click.option("--topk", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def classify_command(images, arch, weights, num_classes, seed, img_size, topk, as_json) -> None:
     """Classify images with eager PyTorch: the reference answer for every exported artifact."""
+    for path in images:  # before any weights are downloaded or built
+        check_image_file(path)
     loaded = load_model(arch, weights, num_classes=num_classes, seed=seed, img_size=img_size)
     contract = loaded.weights.contract
     batch = np.stack([preprocess(path, contract) for path in images])

@@ -175,6 +175,16 @@ def _reference(key: tuple[int, float]) -> Accuracy | None:
     return Accuracy(round(100 - top1_err, 1), round(100 - top5_err, 1), _OFFICIAL_SOURCE)
 
 
+#: Where the ShuffleNet-Series README points for its trained models (a OneDrive folder, so no direct download).
+_OFFICIAL_MODELS = "https://1drv.ms/f/s!AgaP37NGYuEXhRfQxHRseR7eSxXo"
+
+
+def _manual_hint(groups: int, width: float) -> str:
+    return (f"the official ShuffleNetV1 {width}x (group={groups}) checkpoint is in the ShuffleNet-Series trained-models "
+            f"folder {_OFFICIAL_MODELS} (linked from {_OFFICIAL_REPO}); download it by hand, keep the file anywhere, "
+            "and pass it as --weights PATH: its {'state_dict': ...} format with 'module.' keys loads as it is")
+
+
 for (_groups, _width), (_params, _mflops) in _MEASURED.items():
     _official = (_groups, _width) in OFFICIAL_CHANNELS
     register(
@@ -189,9 +199,7 @@ for (_groups, _width), (_params, _mflops) in _MEASURED.items():
             mflops=_mflops,
             published_mflops=_PUBLISHED_MFLOPS.get((_groups, _width)),
             pretrained=None,
-            manual_weights=f"an official checkpoint is published at {_OFFICIAL_REPO} (download it by hand)"
-            if _official
-            else None,
+            manual_weights=_manual_hint(_groups, _width) if _official else None,
             reference=_reference((_groups, _width)),
             contract=OFFICIAL_CONTRACT if _official else InputContract(),
         )

@@ -103,9 +103,10 @@ _TV_SOURCE = "torchvision ShuffleNet_V2_*_Weights.IMAGENET1K_V1"
 _TV_RECIPE = "https://github.com/pytorch/vision/pull/5906"  # new recipe, evaluated at resize 232
 
 
-def _pretrained(filename: str, top1: float, top5: float, resize_size: int = 256) -> PretrainedWeights:
+def _pretrained(filename: str, size_mib: float, top1: float, top5: float, resize_size: int = 256) -> PretrainedWeights:
     return PretrainedWeights(
         url=_TORCHVISION + filename,
+        size_mib=size_mib,
         contract=InputContract(resize_size=resize_size),
         top1=top1,
         top5=top5,
@@ -113,12 +114,13 @@ def _pretrained(filename: str, top1: float, top5: float, resize_size: int = 256)
     )
 
 
-#: width -> (params, MFLOPs measured at 224, paper MFLOPs, published weights)
+#: width -> (params, MFLOPs measured at 224, paper MFLOPs, published weights: file, size in MiB as torchvision
+#: publishes it (``_file_size``), top-1, top-5, resize size)
 _VARIANTS = {
-    0.5: (1_366_792, 40.48, 41, _pretrained("shufflenetv2_x0.5-f707e7126e.pth", 60.552, 81.746)),
-    1.0: (2_278_604, 144.91, 146, _pretrained("shufflenetv2_x1-5666bf0f80.pth", 69.362, 88.316)),
-    1.5: (3_503_624, 295.76, 299, _pretrained("shufflenetv2_x1_5-3c479a10.pth", 72.996, 91.086, 232)),
-    2.0: (7_393_996, 583.25, 591, _pretrained("shufflenetv2_x2_0-8be3c8ee.pth", 76.230, 93.006, 232)),
+    0.5: (1_366_792, 40.48, 41, _pretrained("shufflenetv2_x0.5-f707e7126e.pth", 5.282, 60.552, 81.746)),
+    1.0: (2_278_604, 144.91, 146, _pretrained("shufflenetv2_x1-5666bf0f80.pth", 8.791, 69.362, 88.316)),
+    1.5: (3_503_624, 295.76, 299, _pretrained("shufflenetv2_x1_5-3c479a10.pth", 13.557, 72.996, 91.086, 232)),
+    2.0: (7_393_996, 583.25, 591, _pretrained("shufflenetv2_x2_0-8be3c8ee.pth", 28.433, 76.230, 93.006, 232)),
 }
 
 for _width, (_params, _mflops, _paper, _weights) in _VARIANTS.items():

@@ -48,6 +48,7 @@ from ..manifest import check_artifact, read_manifest
 from ..nets import get_arch
 from ..preprocess import check_img_size
 from ..progress import Task, status
+from ..sysutil import MAX_THREADS
 from ..verify import rebuild_reference
 
 SCHEMA = "sdeploy-bench/1"
@@ -272,10 +273,11 @@ def parse_threads(value: str | int | Iterable[str | int]) -> list[int]:
         text = str(part).strip().lower()
         if text == "all":
             counts.append(os.cpu_count() or 1)
-        elif text.isdigit() and int(text) >= 1:
+        elif text.isdigit() and 1 <= int(text) <= MAX_THREADS:
             counts.append(int(text))
         else:
-            raise SdeployError(f"--threads takes positive integers and 'all', comma-separated (e.g. 1,all), got '{part}'")
+            raise SdeployError(f"--threads takes whole numbers from 1 to {MAX_THREADS} and 'all', comma-separated "
+                               f"(e.g. 1,all), got '{part}'")  # fmt: skip
     if not counts:
         raise SdeployError("--threads is empty: give e.g. 1,all")
     return list(dict.fromkeys(counts))

@@ -14,12 +14,11 @@ measured, never used to pick an epoch, so its accuracy is an honest estimate.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,10 +27,13 @@ from torch import nn
 
 from .. import __version__
 from .datasets import Augmentation, EvalSet, ImageFolder, TrainingSet, epoch_batches, read_image_folder, split_heldout
-from ..errors import SdeployError
+from ..errors import FAILURE_EXIT_CODE, SdeployError, os_error
+from ..fsutil import check_writable as check_folder_writable
+from ..fsutil import free_bytes
 from ..nets import get_arch
 from ..preprocess import InputContract, check_img_size
 from ..progress import progress_bar, status
+from ..sysutil import torch_threads
 from ..weights import save_checkpoint
 from ..zoo import LoadedModel, load_model
 
@@ -194,10 +196,56 @@ def finetune(
         )  # fmt: skip
         result = FinetuneResult(out, recipe.arch, training_set.classes, contract, recipe, len(training_set.samples))
         _describe_run(result, loaded, heldout_set, progress)
-        result.history = train(model, training_set, heldout_set, contract, augmentation, recipe, workers, progress)
+        check_space(out, model)
+        try:
+            result.history = train(model, training_set, heldout_set, contract, augmentation, recipe, workers, progress)
+        except Diverged as diverged:
+            result.history = diverged.history
+            result.seconds = time.perf_counter() - started
+            _keep_last_good(out, model, result, loaded, diverged)
+            raise SdeployError(str(diverged), exit_code=FAILURE_EXIT_CODE) from None
+        except SdeployError as exc:
+            raise _without_worker_traceback(exc) from None
     result.seconds = time.perf_counter() - started
     write_checkpoint(out, model, result, loaded)
     return result
+
+
+class Diverged(Exception):
+    """Training blew up; carries the epochs that were still good and the weights after the last of them."""
+
+    def __init__(self, message: str, history: list, good_state: dict | None):
+        super().__init__(message)
+        self.history = history
+        self.good_state = good_state
+
+
+#: An epoch whose mean loss is this many times chance level (ln classes) has diverged, not just learnt slowly.
+DIVERGED_LOSS_FACTOR = 5.0
+
+
+def _keep_last_good(out: Path, model: nn.Module, result: FinetuneResult, loaded: LoadedModel, diverged: Diverged) -> None:
+    if diverged.good_state is None:
+        return  # not one good epoch: nothing worth keeping, and an existing --out stays as it was
+    model.load_state_dict(diverged.good_state)
+    write_checkpoint(out, model, result, loaded, kept=f"epoch {len(result.history)}, the last before training diverged")
+
+
+def _without_worker_traceback(exc: SdeployError) -> SdeployError:
+    """An error raised in a data-loading worker arrives with the worker's traceback folded into its text."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        text = text.rsplit("SdeployError: ", 1)[-1].strip()
+    return SdeployError(text, exc.exit_code)
+
+
+def check_space(out: Path, model: nn.Module) -> None:
+    """Fail before training, not after it, when the checkpoint cannot fit on the disk."""
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + (1 << 20)
+    free = free_bytes(out.parent)
+    if free is not None and free < needed:
+        raise SdeployError(f"{out.parent} has {free / 1e6:.1f} MB free, the checkpoint needs about {needed / 1e6:.1f} MB; "
+                           "free some space or choose another --out", exit_code=FAILURE_EXIT_CODE)  # fmt: skip
 
 
 # ---------------------------------------------------------------- setup
@@ -227,13 +275,7 @@ def check_writable(out: Path) -> None:
     """Fail before training, not after it, when the checkpoint cannot be written."""
     if out.is_dir():
         raise SdeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.with_name(f".{out.name}.write-test")
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise SdeployError(f"cannot write {out} ({exc.strerror or exc}); choose another --out") from None
+    check_folder_writable(out.parent, "--out")
 
 
 def load_splits(data, heldout, heldout_fraction, seed) -> tuple[ImageFolder, ImageFolder | None]:
@@ -281,18 +323,6 @@ def training_contract(base: InputContract, img_size: int | None, crop_ratio: flo
     return replace(base, img_size=img_size, resize_size=resize_size)
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` intra-op threads for the run, then restore the caller's setting."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _describe_run(result: FinetuneResult, loaded: LoadedModel, heldout: ImageFolder | None, enabled: bool) -> None:
     recipe, contract = result.recipe, result.contract
     held = f"{len(heldout.samples)} held-out" if heldout else "no held-out"
@@ -329,7 +359,7 @@ def train(model, training_set, heldout_set, contract, augmentation, recipe, work
     steps_per_epoch = len(epoch_batches(len(views), recipe.batch_size, 0, recipe.seed))
     schedule = _schedule(recipe, steps_per_epoch)
     optimizer = make_optimizer(model, recipe)
-    history = []
+    history, good_state = [], None
     for epoch in range(recipe.epochs):
         started = time.perf_counter()
         batches = epoch_batches(len(views), recipe.batch_size, epoch, recipe.seed)
@@ -338,14 +368,24 @@ def train(model, training_set, heldout_set, contract, augmentation, recipe, work
         bar = progress and sys.stderr.isatty()
         with progress_bar(len(batches), f"epoch {epoch + 1}/{recipe.epochs}", bar) as advance:
             loss, accuracy = train_epoch(model, loader, optimizer, schedule, epoch * steps_per_epoch, advance)
-        if not math.isfinite(loss):
-            raise SdeployError(f"training diverged in epoch {epoch + 1} (loss {loss}); lower --lr (was {recipe.lr:g})")
+        _check_divergence(model, loss, epoch, recipe, len(training_set.classes), history, good_state)
+        good_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         correct, total = evaluate(model, heldout_set, contract, recipe.batch_size, workers) if heldout_set else (None, None)
         stats = EpochStats(epoch + 1, schedule((epoch + 1) * steps_per_epoch - 1), loss, accuracy, correct, total,
                            time.perf_counter() - started)  # fmt: skip
         history.append(stats)
         status(_epoch_line(stats, recipe.epochs), progress)
     return history
+
+
+def _check_divergence(model, loss: float, epoch: int, recipe: Recipe, classes: int, history: list, good_state) -> None:
+    finite_weights = all(bool(torch.isfinite(p).all()) for p in model.state_dict().values() if p.is_floating_point())
+    limit = DIVERGED_LOSS_FACTOR * max(math.log(classes), 1.0)
+    if math.isfinite(loss) and loss <= limit and finite_weights:
+        return
+    kept = f"; kept epoch {epoch}'s weights" if good_state is not None else "; no checkpoint was written"
+    raise Diverged(f"training diverged in epoch {epoch + 1} (mean loss {loss:.4g}, limit {limit:.3g}){kept}; lower "
+                   f"--lr (was {recipe.lr:g})", history, good_state)  # fmt: skip
 
 
 def _schedule(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
@@ -394,13 +434,14 @@ def _epoch_line(stats: EpochStats, epochs: int) -> str:
 # ---------------------------------------------------------------- output
 
 
-def write_checkpoint(out: Path, model: nn.Module, result: FinetuneResult, loaded: LoadedModel) -> None:
+def write_checkpoint(out: Path, model: nn.Module, result: FinetuneResult, loaded: LoadedModel,
+                     kept: str = "last epoch") -> None:  # fmt: skip
     """state_dict + arch, labels, contract and the training record, written atomically."""
     final = result.final
     training = {
         "recipe": asdict(result.recipe),
         "command": result.recipe.command(out),
-        "kept": "last epoch",
+        "kept": kept,
         "train_images": result.train_images,
         "heldout": None if not final.heldout_total else {
             "correct": final.heldout_correct,
@@ -415,5 +456,8 @@ def write_checkpoint(out: Path, model: nn.Module, result: FinetuneResult, loaded
         "torch_version": str(torch.__version__),
     }  # fmt: skip
     state_dict = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    save_checkpoint(out, state_dict, arch=result.arch, labels=result.labels, contract=result.contract.to_dict(),
-                    training=training)  # fmt: skip
+    try:
+        save_checkpoint(out, state_dict, arch=result.arch, labels=result.labels, contract=result.contract.to_dict(),
+                        training=training)  # fmt: skip
+    except OSError as exc:
+        raise os_error(exc, out) from None

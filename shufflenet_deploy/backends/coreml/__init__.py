@@ -28,6 +28,7 @@ BACKEND = Backend(
     extra="coreml",
     packages=("coremltools",),
     modules=("coremltools",),
+    loggers=("coremltools",),
     options=(
         Option("precision", str, "fp16", "Core ML compute precision (-fp32 in the file name for fp32).",
                choices=("fp16", "fp32")),

@@ -72,7 +72,7 @@ class CoreMLTarget(Target):
         options = ctx.options
         classifier = options.coreml_mode == "classifier"
         batch = 1 if classifier else options.batch
-        with quiet_loggers():
+        with quiet_coremltools():
             mlmodel = _convert_classifier(ctx, ct) if classifier else _convert_tensor(ctx, ct, batch)
             mlmodel = _finalize(mlmodel, ctx, classifier, ct)
 
@@ -246,3 +246,8 @@ def _feature_descriptions(ctx: ExportContext) -> dict[str, str]:
         "classLabel": "most likely class",
         "classLabel_probs": "probability of each class",
     }
+
+
+def quiet_coremltools():
+    """coremltools logs progress bars and version warnings; the exporter shows its own progress."""
+    return quiet_loggers(("coremltools",))

@@ -67,3 +67,52 @@ class ArgbImage(val pixels: IntArray, val width: Int, val height: Int) {
         }
     }
 }
+
+/**
+ * [image] as it looks after its EXIF [orientation] (1..8, as Pillow's `ImageOps.exif_transpose`),
+ * without copying it: pixel (x, y) of the upright image is `image.pixels[origin + x * dx + y * dy]`.
+ * The preprocessing reads through this view, so a rotated photo costs no second pixel array.
+ */
+class OrientedImage(val image: ArgbImage, orientation: Int) {
+    val orientation: Int = if (orientation in 2..8) orientation else 1
+    private val swap = this.orientation >= 5
+    val width: Int = if (swap) image.height else image.width
+    val height: Int = if (swap) image.width else image.height
+    val origin: Int
+    val dx: Int
+    val dy: Int
+
+    init {
+        val w = image.width
+        val last = (image.height - 1) * w // start of the stored image's last row
+        when (this.orientation) {
+            2 -> { origin = w - 1; dx = -1; dy = w } // mirror horizontally
+            3 -> { origin = last + w - 1; dx = -1; dy = -w } // rotate 180
+            4 -> { origin = last; dx = 1; dy = -w } // mirror vertically
+            5 -> { origin = 0; dx = w; dy = 1 } // transpose
+            6 -> { origin = last; dx = -w; dy = 1 } // rotate 90 clockwise
+            7 -> { origin = last + w - 1; dx = -w; dy = -1 } // transverse
+            8 -> { origin = w - 1; dx = w; dy = -1 } // rotate 90 counter-clockwise
+            else -> { origin = 0; dx = 1; dy = w }
+        }
+    }
+
+    operator fun get(x: Int, y: Int): Int = image.pixels[origin + x * dx + y * dy]
+
+    /** The upright pixels as a new image (tests and small thumbnails only). */
+    fun toArgbImage(): ArgbImage = ArgbImage(IntArray(width * height) { this[it % width, it / width] }, width, height)
+
+    /** A nearest-neighbour upright copy whose longer side is at most [maxSide], for display only. */
+    fun thumbnail(maxSide: Int): ArgbImage {
+        val longer = Math.max(width, height)
+        val outW = if (longer <= maxSide) width else Math.max(1, (width.toLong() * maxSide / longer).toInt())
+        val outH = if (longer <= maxSide) height else Math.max(1, (height.toLong() * maxSide / longer).toInt())
+        val out = IntArray(outW * outH)
+        for (y in 0 until outH) {
+            val sy = (y.toLong() * height / outH).toInt()
+            for (x in 0 until outW) out[y * outW + x] = this[(x.toLong() * width / outW).toInt(), sy]
+        }
+        return ArgbImage(out, outW, outH)
+    }
+}
+

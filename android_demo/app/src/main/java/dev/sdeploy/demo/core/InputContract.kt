@@ -25,7 +25,8 @@ data class InputContract(
         require(interpolation == BILINEAR_ANTIALIAS) { "unsupported interpolation '$interpolation' (this app implements $BILINEAR_ANTIALIAS)" }
         require(crop == "center") { "unsupported crop '$crop' (this app implements center)" }
         require(resize == "shorter-side") { "unsupported resize '$resize' (this app implements shorter-side)" }
-        require(layout == "NCHW") { "unsupported layout '$layout' (this app implements NCHW)" }
+        // The tensor layout the app feeds is model.json's input.layout; the contract's own field is informative.
+        require(layout == "NCHW" || layout == "NHWC") { "unsupported layout '$layout' (NCHW or NHWC)" }
         require(colorOrder == "RGB" || colorOrder == "BGR") { "unsupported color_order '$colorOrder' (RGB or BGR)" }
         require(mean.size == 3) { "mean must have 3 values, got ${mean.size}" }
         require(std.size == 3 && std.all { it != 0.0 }) { "std must have 3 non-zero values, got $std" }

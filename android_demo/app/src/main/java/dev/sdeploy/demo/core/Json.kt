@@ -262,6 +262,13 @@ class JsonObject(val map: Map<String, Any?>, val source: String, private val pre
         return items.map { it as? String ?: throw wrongType(key, "an array of strings") }
     }
 
+    /** An array of objects, each with typed access that names its index (`images[2].name is missing`). */
+    fun objects(key: String): List<JsonObject> = array(key).mapIndexed { i, item ->
+        @Suppress("UNCHECKED_CAST")
+        val value = item as? Map<String, Any?> ?: throw JsonException("${where(key)}[$i] must be an object, got ${describe(item)}")
+        JsonObject(value, source, "$prefix$key[$i].")
+    }
+
     companion object {
         /** An integral JSON number as Long (also `3.0`), else null. */
         fun asLong(value: Any?): Long? = when (value) {
@@ -278,5 +285,100 @@ class JsonObject(val map: Map<String, Any?>, val source: String, private val pre
             is List<*> -> "an array"
             else -> value.toString()
         }
+    }
+}
+
+/**
+ * Writes JSON the way Python's `json.loads` reads it back exactly: doubles use the shortest
+ * representation that round-trips (so a float32 output widened to double keeps its value), and
+ * non-finite numbers are written as `NaN` / `Infinity` / `-Infinity` like `json.dumps` does
+ * (Python reads them; an engine that returns NaN must show up in the report, not vanish).
+ *
+ * Values: `Map<String, *>` (key order kept), `List<*>`, `DoubleArray`, `FloatArray`, `String`,
+ * `Boolean`, any `Number`, and null. Objects are indented; arrays of plain values stay on one line.
+ */
+object JsonWriter {
+    fun write(value: Any?, indent: Int = 1): String {
+        val out = StringBuilder()
+        writeValue(out, value, indent, 0)
+        return out.toString()
+    }
+
+    private fun writeValue(out: StringBuilder, value: Any?, indent: Int, depth: Int) {
+        when (value) {
+            null -> out.append("null")
+            is String -> writeString(out, value)
+            is Boolean -> out.append(if (value) "true" else "false")
+            is Double -> writeDouble(out, value)
+            is Float -> writeDouble(out, value.toDouble())
+            is Number -> out.append(value.toLong().toString())
+            is DoubleArray -> writeValue(out, value.toList(), indent, depth)
+            is FloatArray -> writeValue(out, value.map { it.toDouble() }, indent, depth)
+            is IntArray -> writeValue(out, value.toList(), indent, depth)
+            is Map<*, *> -> writeObject(out, value, indent, depth)
+            is List<*> -> writeArray(out, value, indent, depth)
+            else -> throw IllegalArgumentException("cannot write ${value.javaClass.name} as JSON")
+        }
+    }
+
+    private fun newline(out: StringBuilder, indent: Int, depth: Int) {
+        out.append('\n')
+        for (i in 0 until indent * depth) out.append(' ')
+    }
+
+    private fun writeObject(out: StringBuilder, map: Map<*, *>, indent: Int, depth: Int) {
+        if (map.isEmpty()) {
+            out.append("{}")
+            return
+        }
+        out.append('{')
+        var first = true
+        for ((key, item) in map) {
+            if (!first) out.append(',')
+            first = false
+            newline(out, indent, depth + 1)
+            writeString(out, key as? String ?: throw IllegalArgumentException("JSON object keys must be strings, got $key"))
+            out.append(": ")
+            writeValue(out, item, indent, depth + 1)
+        }
+        newline(out, indent, depth)
+        out.append('}')
+    }
+
+    private fun writeArray(out: StringBuilder, list: List<*>, indent: Int, depth: Int) {
+        val flat = list.all { it !is Map<*, *> && it !is List<*> && it !is DoubleArray && it !is FloatArray }
+        out.append('[')
+        for ((i, item) in list.withIndex()) {
+            if (i > 0) out.append(if (flat) ", " else ",")
+            if (!flat) newline(out, indent, depth + 1)
+            writeValue(out, item, indent, depth + 1)
+        }
+        if (!flat && list.isNotEmpty()) newline(out, indent, depth)
+        out.append(']')
+    }
+
+    private fun writeDouble(out: StringBuilder, value: Double) {
+        when {
+            value.isNaN() -> out.append("NaN")
+            value == Double.POSITIVE_INFINITY -> out.append("Infinity")
+            value == Double.NEGATIVE_INFINITY -> out.append("-Infinity")
+            else -> out.append(value.toString()) // e.g. 0.1, 1.0E-5: valid JSON, exact round trip
+        }
+    }
+
+    private fun writeString(out: StringBuilder, text: String) {
+        out.append('"')
+        for (c in text) {
+            when {
+                c == '"' -> out.append("\\\"")
+                c == '\\' -> out.append("\\\\")
+                c == '\n' -> out.append("\\n")
+                c == '\r' -> out.append("\\r")
+                c == '\t' -> out.append("\\t")
+                c < ' ' -> out.append(String.format("\\u%04x", c - '\u0000')) // the char code, without the deprecated Char.toInt()
+                else -> out.append(c)
+            }
+        }
+        out.append('"')
     }
 }

@@ -10,7 +10,11 @@ package dev.sdeploy.demo.core
  * 2. shorter-side resize to `resize_size` (long side `trunc(resize_size * long / short)`) with the
  *    antialiased triangle filter, in float64, without re-quantising to 8 bits;
  * 3. centre crop `img_size` at offset `floor((resized - img_size) / 2)`;
- * 4. channels in `color_order`, then `(pixel * scale - mean) / std`, CHW float32.
+ * 4. channels in `color_order`, then `(pixel * scale - mean) / std`, CHW float32 ([normalize]),
+ *    or HWC with `layout = NHWC`.
+ *
+ * Models whose model.json input kind is `pixels` get step 2-3's pixels rounded to 8 bits instead
+ * ([quantize]): RGB, not normalised, HWC (NHWC) or CHW.
  */
 object Preprocess {
     /** (width, height) after scaling the shorter side to [shorter]; `resized_size` in Python. */
@@ -52,6 +56,15 @@ object Preprocess {
      */
     fun resizeAndCrop(argb: IntArray, width: Int, height: Int, contract: InputContract): DoubleArray {
         require(argb.size >= width.toLong() * height) { "pixel array has ${argb.size} values for a ${width}x$height image" }
+        return resizeAndCrop(OrientedImage(ArgbImage(argb, width, height), 1), contract)
+    }
+
+    /** [resizeAndCrop] of the upright image, read through its orientation (no rotated copy). */
+    fun resizeAndCrop(image: OrientedImage, contract: InputContract): DoubleArray {
+        val argb = image.image.pixels
+        val width = image.width
+        val height = image.height
+        val dx = image.dx
         val resized = resizedSize(width, height, contract.resizeSize)
         val newW = resized[0]
         val newH = resized[1]
@@ -72,9 +85,9 @@ object Preprocess {
             java.util.Arrays.fill(row, 0.0)
             for (k in rowTaps.weights.indices) {
                 val w = rowTaps.weights[k]
-                val base = (rowTaps.first + k) * width
+                val base = image.origin + (rowTaps.first + k) * image.dy
                 for (x in colLo until colHi) {
-                    val p = argb[base + x]
+                    val p = argb[base + x * dx]
                     val o = x * 3
                     row[o] += w * ((p shr 16) and 0xFF)
                     row[o + 1] += w * ((p shr 8) and 0xFF)
@@ -119,7 +132,68 @@ object Preprocess {
         return out
     }
 
+    /** Step 4 laid out as HWC (an NHWC input): element `(y * S + x) * 3 + c`, channels in the contract's order. */
+    fun normalizeHwc(pixels: DoubleArray, contract: InputContract): FloatArray {
+        val plane = pixels.size / 3
+        val out = FloatArray(pixels.size)
+        val bgr = contract.colorOrder == "BGR"
+        for (channel in 0 until 3) {
+            val source = if (bgr) 2 - channel else channel
+            val mean = contract.mean[channel]
+            val std = contract.std[channel]
+            for (i in 0 until plane) {
+                out[i * 3 + channel] = ((pixels[i * 3 + source] * contract.scale - mean) / std).toFloat()
+            }
+        }
+        return out
+    }
+
+    /**
+     * Resized HWC RGB pixels in [0, 255] -> uint8, rounded half to even like numpy's `rint`, always in
+     * RGB order (a `pixels` model does its own colour order and normalisation). HWC, or CHW if [chw].
+     */
+    fun quantize(pixels: DoubleArray, chw: Boolean): ByteArray {
+        val plane = pixels.size / 3
+        val out = ByteArray(pixels.size)
+        for (i in 0 until plane) {
+            for (c in 0 until 3) {
+                val v = Math.min(255.0, Math.max(0.0, Math.rint(pixels[i * 3 + c]))).toInt()
+                out[if (chw) c * plane + i else i * 3 + c] = v.toByte()
+            }
+        }
+        return out
+    }
+
     /** ARGB pixels -> `3 * img_size * img_size` floats, CHW, ready for `Tensor.fromBlob(.., [1, 3, S, S])`. */
     fun preprocess(argb: IntArray, width: Int, height: Int, contract: InputContract): FloatArray =
         normalize(resizeAndCrop(argb, width, height, contract), contract)
+}
+
+/**
+ * One image as the model's input tensor: float32 ([floats], input kind `tensor`) or uint8
+ * ([bytes], kind `pixels`), laid out as model.json's input.layout, with the shape to declare.
+ */
+class TensorInput private constructor(val shape: LongArray, val floats: FloatArray?, val bytes: ByteArray?) {
+    val isBytes: Boolean get() = bytes != null
+
+    companion object {
+        fun ofFloats(values: FloatArray, shape: LongArray): TensorInput = TensorInput(shape.copyOf(), values, null)
+
+        fun ofBytes(values: ByteArray, shape: LongArray): TensorInput = TensorInput(shape.copyOf(), null, values)
+
+        /** Decoded ARGB pixels -> the input [spec] asks for, preprocessed with [contract]. */
+        fun fromImage(argb: IntArray, width: Int, height: Int, spec: InputSpec, contract: InputContract): TensorInput =
+            fromImage(OrientedImage(ArgbImage(argb, width, height), 1), spec, contract)
+
+        /** A decoded photo, upright through its EXIF orientation -> the input [spec] asks for. */
+        fun fromImage(image: OrientedImage, spec: InputSpec, contract: InputContract): TensorInput {
+            val pixels = Preprocess.resizeAndCrop(image, contract)
+            val shape = spec.shapeForOneImage()
+            return when {
+                spec.isPixels -> ofBytes(Preprocess.quantize(pixels, chw = !spec.isNhwc), shape)
+                spec.isNhwc -> ofFloats(Preprocess.normalizeHwc(pixels, contract), shape)
+                else -> ofFloats(Preprocess.normalize(pixels, contract), shape)
+            }
+        }
+    }
 }

@@ -56,12 +56,15 @@ object TopK {
         return topIndices(logits, k).map { Prediction(it, labels[it], probabilities[it]) }
     }
 
-    /** [predictions] for the model's float32 output. */
-    fun predictions(logits: FloatArray, labels: List<String>, k: Int = 5): List<Prediction> {
-        require(labels.size == logits.size) { "the model gives ${logits.size} scores but there are ${labels.size} labels" }
-        val probabilities = softmax(logits)
-        val values = DoubleArray(logits.size) { logits[it].toDouble() }
-        return topIndices(values, k).map { Prediction(it, labels[it], probabilities[it]) }
+    /**
+     * [predictions] for the model's float32 output: logits get a softmax; an output that already is
+     * [probabilities] (model.json output.kind `probabilities`, exported with `--softmax`) is shown as it is.
+     */
+    fun predictions(scores: FloatArray, labels: List<String>, k: Int = 5, probabilities: Boolean = false): List<Prediction> {
+        require(labels.size == scores.size) { "the model gives ${scores.size} scores but there are ${labels.size} labels" }
+        val values = DoubleArray(scores.size) { scores[it].toDouble() }
+        val shown = if (probabilities) values else softmax(scores)
+        return topIndices(values, k).map { Prediction(it, labels[it], shown[it]) }
     }
 
     /** "1. tabby cat  87.31%" lines, for the result text. */

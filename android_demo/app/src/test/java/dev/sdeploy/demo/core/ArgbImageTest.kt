@@ -49,4 +49,24 @@ class ArgbImageTest {
         assertEquals(768, small.height)
         assertSame(image, image.thumbnail(10))
     }
+
+    @Test
+    fun orientedViewsReadWhatTheRotatedCopyHolds() {
+        val random = java.util.Random(3)
+        val photo = ArgbImage(IntArray(37 * 23) { (0xFF shl 24) or random.nextInt(0x1000000) }, 37, 23)
+        val contract = InputContract(imgSize = 16, resizeSize = 19)
+        for (orientation in 0..9) {
+            val copy = photo.oriented(orientation)
+            val view = OrientedImage(photo, orientation)
+            assertEquals("orientation $orientation width", copy.width, view.width)
+            assertEquals("orientation $orientation height", copy.height, view.height)
+            assertArrayEquals("orientation $orientation pixels", copy.pixels, view.toArgbImage().pixels)
+            // The preprocessing reads through the view and gets bit-identical values.
+            assertArrayEquals("orientation $orientation preprocess",
+                Preprocess.resizeAndCrop(copy.pixels, copy.width, copy.height, contract),
+                Preprocess.resizeAndCrop(view, contract), 0.0)
+            assertArrayEquals(copy.thumbnail(10).pixels, view.thumbnail(10).pixels)
+        }
+    }
 }
+

@@ -58,6 +58,28 @@ object Golden {
         return json
     }
 
+    private var cachedPixels: Pair<String, JsonObject>? = null
+
+    /**
+     * golden_pixels.json next to golden.json: the resized pixels rounded to 8 bits (numpy `rint`), the
+     * input of a `pixels` model. golden.json has no such vectors, so tests/test_android_demo.py writes
+     * them with the package's own `resize_and_crop`.
+     */
+    fun pixels(): JsonObject {
+        val dir = envFile(GOLDEN_DIR_ENV, "run `sdeploy demo golden DIR` and point it at DIR")
+        val file = File(dir, "golden_pixels.json")
+        if (!file.isFile) {
+            val message = "$file does not exist (tests/test_android_demo.py writes it)"
+            if (System.getenv(REQUIRE_ENV) == "1") fail(message)
+            Assume.assumeTrue("skipped: $message", false)
+        }
+        val previous = cachedPixels
+        if (previous != null && previous.first == file.path) return previous.second
+        val json = Json.parseObject(file.readText(Charsets.UTF_8), "golden_pixels.json")
+        cachedPixels = Pair(file.path, json)
+        return json
+    }
+
     fun objects(list: List<Any?>, what: String): List<JsonObject> = list.mapIndexed { i, item ->
         @Suppress("UNCHECKED_CAST")
         val map = item as? Map<String, Any?> ?: throw AssertionError("golden.json: $what[$i] is not an object")

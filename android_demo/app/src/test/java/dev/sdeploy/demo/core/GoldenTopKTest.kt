@@ -62,4 +62,15 @@ class GoldenTopKTest {
         val text = TopK.format(listOf(Prediction(3, "tabby", 0.8731), Prediction(9, "tiger cat", 0.05)))
         assertEquals("1. tabby      87.31%\n2. tiger cat   5.00%", text)
     }
+
+    @Test
+    fun probabilitiesAreShownWithoutAnotherSoftmax() {
+        val probabilities = floatArrayOf(0.1f, 0.6f, 0.3f)
+        val shown = TopK.predictions(probabilities, listOf("a", "b", "c"), 2, probabilities = true)
+        assertEquals(listOf(1, 2), shown.map { it.index })
+        assertEquals(0.6f.toDouble(), shown[0].probability, 0.0)
+        assertEquals(0.3f.toDouble(), shown[1].probability, 0.0)
+        val asLogits = TopK.predictions(probabilities, listOf("a", "b", "c"), 2)
+        assertEquals(TopK.softmax(probabilities)[1], asLogits[0].probability, 0.0)
+    }
 }

@@ -94,4 +94,35 @@ class JsonTest {
             assertEquals("model.json: missing is missing", e.message)
         }
     }
+
+    @Test
+    fun writerRoundTripsThroughTheReader() {
+        val value = linkedMapOf<String, Any?>(
+            "s" to "q\" b\\ \n\t\u0001 é",
+            "n" to null, "t" to true, "f" to false, "i" to 42, "l" to 9007199254740993L,
+            "d" to doubleArrayOf(0.1, -2.5e-7, 1e300, 1.0 / 3.0, 0.0),
+            "fl" to floatArrayOf(0.1f, 3.4028235e38f, -1.0e-45f),
+            "nested" to listOf(mapOf("a" to listOf<Any?>()), emptyMap<String, Any?>())
+        )
+        val text = JsonWriter.write(value)
+        @Suppress("UNCHECKED_CAST")
+        val back = Json.parse(text) as Map<String, Any?>
+        assertEquals(value["s"], back["s"])
+        assertEquals(null, back["n"])
+        assertEquals(true, back["t"])
+        assertEquals(42L, back["i"])
+        assertEquals(9007199254740993L, back["l"])
+        // Doubles come back bit for bit; float32 values come back as the same number widened to double.
+        assertEquals((value["d"] as DoubleArray).toList(), (back["d"] as List<*>).map { (it as Number).toDouble() })
+        assertEquals((value["fl"] as FloatArray).map { it.toDouble() }, back["fl"])
+        assertEquals(listOf(mapOf("a" to listOf<Any?>()), mapOf<String, Any?>()), back["nested"])
+        assertEquals(listOf("s", "n", "t", "f", "i", "l", "d", "fl", "nested"), back.keys.toList())
+    }
+
+    @Test
+    fun writerWritesNonFiniteNumbersAsPythonDoes() {
+        // json.loads reads these; a broken engine's NaN must reach `sdeploy verify`, not turn into null.
+        assertEquals("[NaN, Infinity, -Infinity, 1.5]", JsonWriter.write(listOf(Double.NaN, Double.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 1.5)))
+        assertEquals("{\n \"a\": [1, 2],\n \"b\": {\n  \"c\": \"x\"\n }\n}", JsonWriter.write(linkedMapOf("a" to listOf(1, 2), "b" to mapOf("c" to "x"))))
+    }
 }

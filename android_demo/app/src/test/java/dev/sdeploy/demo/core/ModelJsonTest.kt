@@ -18,13 +18,13 @@ class ModelJsonTest {
     @Test
     fun bundledModelJsonParses() {
         val (file, info) = bundled()
-        assertEquals(ModelInfo.SCHEMA, info.schema)
-        assertEquals("torchscript-lite", info.format)
-        assertEquals("model.ptl", info.modelFile)
-        assertEquals("input", info.input.name)
+        val kind = info.engineKind() // a format this app runs
+        assertEquals(kind.format, info.format)
+        assertTrue(info.schema, info.schema == ModelInfo.SCHEMA || info.schema == ModelInfo.SCHEMA_1)
         val size = info.preprocess.imgSize.toLong()
-        assertArrayEquals(longArrayOf(1, 3, size, size), info.inputShape())
-        assertEquals(listOf(1L, info.numClasses.toLong()), info.output.shape)
+        val expectedShape = if (info.input.isNhwc) longArrayOf(1, size, size, 3) else longArrayOf(1, 3, size, size)
+        assertArrayEquals(expectedShape, info.input.shapeForOneImage())
+        assertEquals(info.numClasses.toLong(), info.output.shape[info.output.shape.size - 1])
 
         // The files the app loads are next to it, intact and consistent.
         val dir = file.absoluteFile.parentFile
@@ -33,6 +33,8 @@ class ModelJsonTest {
         val model = File(dir, info.modelFile)
         assertTrue("$model is missing", model.isFile)
         assertEquals("sha256 of $model", info.sha256, FileInputStream(model).use { Sha256.hex(it) })
+        val selftest = info.selftestFile
+        if (selftest != null) SelfTestSpec.parse(File(dir, selftest).readText(Charsets.UTF_8)).checkMatches(info)
     }
 
     /** Every `key=value` line of `$SDEPLOY_MODEL_EXPECT` (written by the pytest driver from the same dict). */
@@ -48,17 +50,23 @@ class ModelJsonTest {
         }
         val p = info.preprocess
         val actual = mapOf(
+            "schema" to info.schema,
             "arch" to info.arch,
             "format" to info.format,
+            "engine" to info.engineKind().name,
             "model_file" to info.modelFile,
+            "selftest_file" to (info.selftestFile ?: "null"),
             "labels_file" to info.labelsFile,
             "num_classes" to info.numClasses.toString(),
             "sha256" to info.sha256,
             "input.name" to info.input.name,
             "input.shape" to info.input.shape.joinToString(","),
             "input.dtype" to info.input.dtype,
+            "input.kind" to info.input.kind,
+            "input.layout" to info.input.layout,
             "output.name" to info.output.name,
             "output.shape" to info.output.shape.joinToString(","),
+            "output.kind" to info.output.kind,
             "preprocess.img_size" to p.imgSize.toString(),
             "preprocess.resize_size" to p.resizeSize.toString(),
             "preprocess.interpolation" to p.interpolation,
@@ -85,24 +93,54 @@ class ModelJsonTest {
         }
     }
 
-    private val minimal = """
-        {"schema": "sdeploy-app-model/1", "arch": "v1_g3_x1_0", "format": "torchscript-lite",
-         "model_file": "model.ptl", "num_classes": 10, "labels_file": "labels.txt",
-         "input": {"name": "input", "shape": ["batch", 3, 40, 40], "dtype": "float32"},
-         "output": {"name": "logits", "shape": ["batch", 10]},
+    companion object {
+        /** A schema-2 model.json with every optional key left out. */
+        const val MINIMAL_V2 = """
+        {"schema": "sdeploy-app-model/2", "arch": "v1_g3_x1_0", "format": "pte",
+         "model_file": "model.pte", "num_classes": 10, "labels_file": "labels.txt",
+         "input": {"name": "input", "shape": ["batch", 3, 40, 40], "dtype": "float32", "kind": "tensor", "layout": "NCHW"},
+         "output": {"name": "logits", "shape": ["batch", 10], "kind": "logits"},
          "preprocess": {"img_size": 40, "resize_size": 46, "color_order": "BGR", "scale": 1.0,
                         "mean": [0, 0, 0], "std": [1, 1, 1], "future_key": {"ignored": [1, 2]}}}
-    """
+        """
+    }
+
+    private val minimal = MINIMAL_V2
 
     @Test
     fun missingPreprocessKeysTakePythonDefaultsAndDynamicBatchBecomesOne() {
         val info = ModelInfo.parse(minimal)
-        assertArrayEquals(longArrayOf(1, 3, 40, 40), info.inputShape())
-        assertEquals(TensorSpec.DYNAMIC, info.input.shape[0])
+        assertArrayEquals(longArrayOf(1, 3, 40, 40), info.input.shapeForOneImage())
+        assertEquals(Dims.DYNAMIC, info.input.shape[0])
         assertEquals(InputContract(imgSize = 40, resizeSize = 46, colorOrder = "BGR", scale = 1.0,
             mean = listOf(0.0, 0.0, 0.0), std = listOf(1.0, 1.0, 1.0)), info.preprocess)
         assertEquals(null, info.sha256)
+        assertEquals(null, info.selftestFile)
         assertEquals(InputContract(), InputContract.fromJson(Json.parseObject("{}")))
+    }
+
+    @Test
+    fun inputKindsLayoutsAndOutputKinds() {
+        val pixels = ModelInfo.parse(minimal
+            .replace("\"shape\": [\"batch\", 3, 40, 40], \"dtype\": \"float32\", \"kind\": \"tensor\", \"layout\": \"NCHW\"",
+                "\"shape\": [1, 40, 40, 3], \"dtype\": \"uint8\", \"kind\": \"pixels\"")
+            .replace("\"kind\": \"logits\"", "\"kind\": \"probabilities\""))
+        assertTrue(pixels.input.isPixels)
+        assertEquals(InputSpec.NHWC, pixels.input.layout) // the default for pixels
+        assertArrayEquals(longArrayOf(1, 40, 40, 3), pixels.input.shapeForOneImage())
+        assertTrue(pixels.output.isProbabilities)
+
+        val nhwc = ModelInfo.parse(minimal.replace("[\"batch\", 3, 40, 40], \"dtype\": \"float32\", \"kind\": \"tensor\", \"layout\": \"NCHW\"",
+            "[1, 40, 40, 3], \"dtype\": \"float32\", \"kind\": \"tensor\", \"layout\": \"NHWC\""))
+        assertTrue(nhwc.input.isNhwc)
+        assertTrue(!nhwc.input.isPixels)
+
+        // Schema 1 (the lite-interpreter app's files): no kind/layout, NCHW float logits.
+        val v1 = ModelInfo.parse(minimal.replace("sdeploy-app-model/2", "sdeploy-app-model/1")
+            .replace(", \"kind\": \"tensor\", \"layout\": \"NCHW\"", "").replace(", \"kind\": \"logits\"", ""))
+        assertEquals(InputSpec.TENSOR, v1.input.kind)
+        assertEquals(InputSpec.NCHW, v1.input.layout)
+        assertEquals(OutputSpec.LOGITS, v1.output.kind)
     }
 
     private fun assertRejected(text: String, vararg fragments: String) {
@@ -116,8 +154,14 @@ class ModelJsonTest {
 
     @Test
     fun badModelJsonIsRejectedWithTheField() {
-        assertRejected(minimal.replace("sdeploy-app-model/1", "sdeploy-app-model/2"), "schema", "sdeploy-app-model/2")
+        assertRejected(minimal.replace("sdeploy-app-model/2", "sdeploy-app-model/3"), "schema", "sdeploy-app-model/3")
         assertRejected(minimal.replace("\"batch\", 3, 40, 40", "1, 3, 32, 32"), "input shape", "img_size 40")
+        assertRejected(minimal.replace("\"layout\": \"NCHW\"", "\"layout\": \"NHWC\""), "input shape", "NHWC", "[1, 40, 40, 3]")
+        assertRejected(minimal.replace("\"layout\": \"NCHW\"", "\"layout\": \"CHW\""), "input.layout", "CHW")
+        assertRejected(minimal.replace("\"kind\": \"tensor\"", "\"kind\": \"image\""), "input.kind", "iOS only")
+        assertRejected(minimal.replace("\"kind\": \"tensor\"", "\"kind\": \"pixels\""), "input.dtype", "uint8")
+        assertRejected(minimal.replace("\"kind\": \"logits\"", "\"kind\": \"scores\""), "output.kind", "scores")
+        assertRejected(minimal.replace("[\"batch\", 10]", "[1, 11]"), "output shape", "num_classes 10")
         assertRejected(minimal.replace("\"img_size\": 40,", "\"img_size\": 40, \"interpolation\": \"nearest\","),
             "interpolation", "nearest")
         assertRejected(minimal.replace("\"mean\": [0, 0, 0]", "\"mean\": [0, \"x\", 0]"), "preprocess.mean", "array of numbers")
