@@ -16,7 +16,7 @@ import torch
 from coremltools.converters.mil import Builder as mb
 from torch import nn
 
-from shufflenet_deploy.sysutil import quiet_loggers as quiet_coremltools
+from shufflenet_deploy.backends.coreml.target import quiet_coremltools
 
 PRECISIONS = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}
 LAYOUTS = {"RGB": ct.colorlayout.RGB, "BGR": ct.colorlayout.BGR, "GRAYSCALE": ct.colorlayout.GRAYSCALE}
