@@ -328,6 +328,7 @@ def _export_target(name: str, ctx: ExportContext, task: Task, verbose: bool) -> 
                 artifact = backend.target.export(ctx)
             _check_promised_files(artifact, backend.target.file_names(ctx.arch, ctx.options))
             record = artifact_record(artifact, ctx.staging)
+            record["options"] = ctx.options.to_dict()  # how to make it again (verify --locate re-exports parts)
         except Exception as exc:  # a failing converter must not stop the other targets
             remove_path(ctx.staging)
             message = _failure_message(exc, log.getvalue(), ctx)

@@ -20,36 +20,19 @@ from .backends import (
     backend_for_runtime,
     check_runtime_name,
     crosscheck_runtimes,
-    format_backend,
     runner_class,
     runtime_for,
 )
 from .errors import SdeployError
 from .fsutil import file_sha256
 from .manifest import WEIGHTS_NAME, check_artifact, contained_path, manifest_contract, manifest_labels, read_manifest
+from .locate import locate as locate_divergence
 from .parity import compare
+from .progress import Task
+from .tolerances import Limits, fp16_floor, limits
 from .predict import predict_logits
 from .preprocess import InputContract, list_images, preprocess_8bit, random_inputs
 from .zoo import load_model
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Pass thresholds; errors are relative to the reference's logit range unless ``atol`` is set."""
-
-    max_rel_error: float
-    min_cosine: float
-    atol: float | None = None
-
-
-DEFAULT_TOLERANCES = {
-    "fp32": Tolerance(max_rel_error=1e-4, min_cosine=0.99999),
-    # fp16 cosine: seeded random weights at 224 measure 0.995-0.999 (their pooled features differ
-    # little between images, and the head scales that difference up); a conversion bug such as a
-    # dropped BatchNorm or swapped outputs scores far below 0.99.
-    "fp16": Tolerance(max_rel_error=3e-2, min_cosine=0.99),
-    "int8": Tolerance(max_rel_error=0.25, min_cosine=0.95),
-}
 
 
 @dataclass
@@ -77,6 +60,10 @@ class RuntimeReport:
     accuracy: float | None = None
     error: str | None = None
     reason: str | None = None  # why a fail failed
+    min_cosine_allowed: float | None = None
+    tolerance_rule: str | None = None
+    first_divergent_unit: str | None = None
+    locate: dict | None = None  # the bisection's probes, or why it could not run
 
 
 @dataclass
@@ -110,6 +97,7 @@ def verify(
     runtimes: list[str] | None = None,
     threads: int | None = None,
     weights: str | Path | None = None,
+    locate: bool | None = None,
     progress: bool = True,
 ) -> VerifyReport:
     """Compare every artifact (or those of ``runtimes``) with eager PyTorch; see the module docstring.
@@ -117,7 +105,9 @@ def verify(
     Each artifact runs in its format's runtime and, by default, in every
     installed second runtime of that format (OpenVINO and OpenCV for ONNX).
     ``weights`` points at the checkpoint of a ``--weights PATH`` export when
-    the copy inside the export directory is gone.
+    the copy inside the export directory is gone.  ``locate`` finds the first
+    diverging unit of the network (:mod:`.locate`): for every artifact when
+    True, never when False, and for those that fail numerically when None.
     """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
@@ -129,16 +119,38 @@ def verify(
     started = time.perf_counter()
     reference = predict_logits(reference_model, inputs.tensors)
     reference_ms = (time.perf_counter() - started) * 1000 / len(inputs.tensors)
+    needs_floor = atol is None and any(record["precision"] == "fp16" for _, record, _ in selected)
+    floor = fp16_floor(reference_model, inputs.tensors, reference) if needs_floor else None
 
     report = VerifyReport(
         export_dir=str(export_dir), arch=manifest["arch"], weights=manifest["weights"],
         samples=samples, images=len(inputs.sources) - samples, seed=seed,
-        reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets)},
+        reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets),
+                   "fp16_floor": floor.to_dict() if floor else None},
     )  # fmt: skip
     for key, record, runtime in selected:
-        report.runtimes.append(_verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, atol,
-                                                threads))  # fmt: skip
+        checks = limits(record, reference, floor, atol)
+        result = _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, checks, threads)
+        if (locate and result.status in ("pass", "fail")) or (locate is None and result.status == "fail"):
+            _locate(result, reference_model, manifest, record, inputs, reference, checks, progress)
+        report.runtimes.append(result)
     return report
+
+
+def _locate(result: RuntimeReport, model, manifest, record, inputs, reference, checks: Limits, progress: bool) -> None:
+    spread = float(reference.max() - reference.min()) or 1.0
+    with Task(f"locating the first diverging unit of {result.key} in {result.runtime}", enabled=progress) as task:
+        try:
+            found = locate_divergence(model, manifest, record, result.runtime, inputs.tensors, checks.atol / spread,
+                           lambda message: None)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001  (a converter or runtime failing on a part is a result to report)
+            message = str(exc) if isinstance(exc, SdeployError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+            result.locate = {"error": message}
+            task.done(f"not located: {message}")
+            return
+        result.first_divergent_unit = found.first_divergent_unit
+        result.locate = found.to_dict()
+        task.done(found.first_divergent_unit or "no unit diverges")
 
 
 def _select_runs(manifest: dict, runtimes: list[str] | None) -> list[tuple[str, dict, str]]:
@@ -229,7 +241,8 @@ def _source_hint(weights: dict) -> str:
     return f" (it was {source}, sha256 {weights['file_sha256'][:12]}...)" if source else ""
 
 
-def _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, atol, threads) -> RuntimeReport:
+def _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, checks: Limits,
+                     threads) -> RuntimeReport:  # fmt: skip
     report = RuntimeReport(key=key, runtime=runtime, precision=record["precision"], status="error")
     problem = check_artifact(export_dir, key, record).problem
     if problem:
@@ -250,26 +263,19 @@ def _verify_artifact(export_dir, key, record, runtime, contract, inputs, referen
     except Exception as exc:  # a runtime that crashes on an artifact is a failed verification, with its reason
         report.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return report
-    tolerance = tolerance_for(record)
-    _score(report, outputs, reference, tolerance, atol)
+    _score(report, outputs, reference, checks)
     report.accuracy = accuracy(outputs, inputs.targets)
     return report
 
 
-def tolerance_for(record: dict) -> Tolerance:
-    """The backend's own tolerance for this precision, else the default for the precision."""
-    own = format_backend(record["format"]).tolerances.get(record["precision"])
-    return own or DEFAULT_TOLERANCES.get(record["precision"], DEFAULT_TOLERANCES["fp32"])
-
-
-def _score(report: RuntimeReport, outputs: np.ndarray, reference: np.ndarray, tolerance: Tolerance, atol: float | None) -> None:
+def _score(report: RuntimeReport, outputs: np.ndarray, reference: np.ndarray, checks: Limits) -> None:
     if outputs.shape != reference.shape:
         report.error = f"output shape {outputs.shape} != reference {reference.shape}"
         return
-    spread = float(reference.max() - reference.min()) or 1.0
-    limit = atol if atol is not None else tolerance.max_rel_error * spread
-    verdict = compare(outputs, reference, limit, tolerance.min_cosine, 2 * limit)
-    report.atol = limit
+    verdict = compare(outputs, reference, checks.atol, checks.min_cosine, 2 * checks.atol)
+    report.atol = checks.atol
+    report.min_cosine_allowed = checks.min_cosine
+    report.tolerance_rule = checks.rule
     report.max_abs_error = verdict.max_abs_error
     report.max_rel_error = verdict.max_rel_error
     report.min_cosine = verdict.min_cosine

@@ -21,7 +21,8 @@ from .. import parity
 from ..manifest import manifest_contract
 from ..predict import predict_logits, softmax
 from ..preprocess import load_image, preprocess, preprocess_8bit, random_images
-from ..verify import rebuild_reference, tolerance_for
+from ..tolerances import fp16_floor, limits
+from ..verify import rebuild_reference
 
 SELFTEST_SCHEMA = "sdeploy-selftest/1"
 REPORT_SCHEMA = "sdeploy-device-report/1"
@@ -103,18 +104,18 @@ def pixels_sha256(pixels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()).hexdigest()
 
 
-def expected_outputs(model, images: list[np.ndarray], contract, input_kind: str, probabilities: bool) -> np.ndarray:
-    """Eager PyTorch's outputs for each image, through the input the app's engine takes."""
+def network_inputs(images: list[np.ndarray], contract, input_kind: str) -> np.ndarray:
+    """The tensors the app's preprocessing gives the network for each image."""
     view = preprocess_8bit if input_kind in EIGHT_BIT_INPUTS else preprocess
-    logits = predict_logits(model, np.stack([view(image, contract) for image in images]))
-    return softmax(logits) if probabilities else logits
+    return np.stack([view(image, contract) for image in images])
 
 
-def app_tolerance(record: dict, expected: np.ndarray) -> dict:
-    """What verify would allow this artifact, on the spread of these expected outputs."""
-    tolerance = tolerance_for(record)
-    atol = tolerance.max_rel_error * (float(expected.max() - expected.min()) or 1.0)
-    return {"atol": atol, "min_cosine": tolerance.min_cosine, "decisive_margin": 2 * atol}
+def app_tolerance(record: dict, model, inputs: np.ndarray, expected: np.ndarray, probabilities: bool) -> dict:
+    """What verify would allow this artifact on these inputs (for fp16: from their measured fp16 floor)."""
+    floor = fp16_floor(model, inputs, expected, probabilities) if record["precision"] == "fp16" else None
+    checks = limits(record, expected, floor)
+    return {"atol": checks.atol, "min_cosine": checks.min_cosine, "decisive_margin": 2 * checks.atol,
+            "rule": checks.rule}  # fmt: skip
 
 
 def output_kind(record: dict) -> str:
@@ -127,8 +128,9 @@ def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, mod
     model = rebuild_reference(manifest, export_dir, progress=False)
     images = selftest_images()
     kind = output_kind(record)
-    expected = expected_outputs(model, [i for _, _, i in images], manifest_contract(manifest),
-                                record["inputs"][0].get("kind", "tensor"), kind == "probabilities")  # fmt: skip
+    inputs = network_inputs([i for _, _, i in images], manifest_contract(manifest), record["inputs"][0].get("kind", "tensor"))
+    logits = predict_logits(model, inputs)
+    expected = softmax(logits) if kind == "probabilities" else logits
     entries = []
     for (name, source, pixels), values in zip(images, expected, strict=True):
         png = io.BytesIO()
@@ -142,7 +144,7 @@ def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, mod
     return {
         "schema": SELFTEST_SCHEMA, "arch": manifest["arch"], "artifact": key, "format": record["format"],
         "precision": record["precision"], "model_file": model_file, "sha256": record["sha256"],
-        "output_kind": kind, "tolerance": app_tolerance(record, expected),
+        "output_kind": kind, "tolerance": app_tolerance(record, model, inputs, expected, kind == "probabilities"),
         "runs": {"warmup": WARMUP_RUNS, "timed": TIMED_RUNS}, "images": entries,
     }  # fmt: skip
 

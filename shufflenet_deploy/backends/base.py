@@ -241,6 +241,8 @@ class Backend:
     tolerances: dict = field(default_factory=dict)
     #: Checked by default when verify runs the format (a second, independent runtime).
     crosscheck: bool = False
+    #: Export options that make a tensor-in, tensor-out artifact of a truncated network (``verify --locate``).
+    locate_options: dict = field(default_factory=dict)
 
     @property
     def runtime(self) -> str | None:

@@ -29,13 +29,16 @@ from .common import FiniteFloat, SEED, THREADS, echo_json, main
 @click.option("--threads", type=THREADS, default=None, help="Threads per runtime (default: the runtime's).")
 @click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
               help="The checkpoint a --weights PATH export was made from, when the export's copy is gone.")
+@click.option("--locate/--no-locate", "locate", default=None,
+              help="Find the first unit of the network whose output diverges, by re-exporting the network cut after "
+                   "probed units: --locate for every artifact, --no-locate never (default: for artifacts that fail).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full report as JSON to this file ('-' for stdout).")
 @click.option("--quiet", "-q", is_flag=True, help="No table; the exit code says pass (0) or fail (1).")
-def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, weights, json_path, quiet) -> None:
+def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, weights, locate, json_path, quiet) -> None:
     """Check every artifact of an export against eager PyTorch; exit code 0 only if all pass."""
     report = verify(export_dir, images=images, samples=samples, seed=seed, atol=atol, runtimes=list(runtimes) or None,
-                    threads=threads, weights=weights, progress=not quiet)  # fmt: skip
+                    threads=threads, weights=weights, locate=locate, progress=not quiet)  # fmt: skip
     if json_path == "-":
         echo_json(report.to_dict())
     elif json_path:
@@ -46,6 +49,18 @@ def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, w
         failed = ", ".join(f"{r.key} in {r.runtime} ({r.status})" for r in report.runtimes if r.status != "pass")
         click.echo(f"Error: verification failed: {failed or 'the export has no artifact to verify'}", err=True)
         sys.exit(1)
+
+
+def _located(found: dict) -> str:
+    if "error" in found:
+        return f"could not locate the divergence: {found['error']}"
+    if not found["first_divergent_unit"]:
+        return found["note"]
+    at, before = found["at"], found["before"]
+    text = f"first divergent unit {at['unit']}: relative error {at['max_rel_error']:.2e} there"
+    if before:
+        text += f", {before['max_rel_error']:.2e} after {before['unit']}"
+    return text + f" (threshold {found['threshold']:.2g})"
 
 
 def _verify_table(report) -> str:
@@ -76,5 +91,7 @@ def _verify_table(report) -> str:
             lines.append(f"{r.key}: {r.description}")
         if r.error or r.reason:
             lines.append(f"{r.key} ({r.runtime}): {r.status.upper()}: {r.error or r.reason}")
+        if r.locate:
+            lines.append(f"{r.key} ({r.runtime}): {_located(r.locate)}")
     lines.append("PASSED" if report.passed else "FAILED")
     return "\n".join(lines)

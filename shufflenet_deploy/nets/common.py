@@ -57,3 +57,32 @@ class ShuffleNet(Protocol):
 
     def units(self) -> list[tuple[str, nn.Module]]:
         """The building blocks in execution order, named as in ``state_dict``."""
+
+
+class Truncated(nn.Module):
+    """The network's first ``count`` units (``units()``), as a plain tensor-in, tensor-out model.
+
+    Every family runs its units one after the other, pooling globally before
+    the classifier; so does this, which lets ``verify --locate`` export any
+    prefix of the network exactly as the whole network is exported.
+    """
+
+    def __init__(self, network: nn.Module, count: int):
+        super().__init__()
+        named = network.units()
+        if not 1 <= count <= len(named):
+            raise ValueError(f"count must be 1..{len(named)}, got {count}")
+        self.names = [name for name, _ in named[:count]]
+        self.blocks = nn.ModuleList(unit for _, unit in named[:count])
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            if x.dim() == 4 and _is_classifier(block):
+                x = global_avg_pool(x)
+            x = block(x)
+        return x
+
+
+def _is_classifier(block: nn.Module) -> bool:
+    first = next(iter(block.children()), block) if isinstance(block, nn.Sequential) else block
+    return isinstance(first, nn.Linear)

@@ -39,6 +39,7 @@ BACKEND = Backend(
     bench_variants={"fp32": {"precision": "fp32"}, "fp16": {"precision": "fp16"}, "int8": {"quantize": "int8"}},
     apps={"ios": AppBinding("ShuffleNetClassifier.mlpackage", export_options={"coreml_mode": "classifier"},
                             default=True, check=_check_ios_app)},  # fmt: skip
+    locate_options={"coreml_mode": "tensor"},
     color="tab:purple",
     order=30,
 )

@@ -1,0 +1,108 @@
+"""How close an artifact must come to eager PyTorch: fixed rules for fp32 and int8, a measured floor for fp16.
+
+fp32 artifacts compute what eager computes up to summation order, so a
+small share of the logit range is plenty.  fp16 error is another matter: it
+depends on the network, its weights and the inputs, so a fixed share either
+lets real bugs through or fails sound artifacts (both happened).  Instead,
+verify measures the *fp16 noise floor* of the very model and inputs it
+checks: the eager network run with its weights and every layer's output
+rounded to fp16 (computing in fp32 in between), compared with the fp32 run.
+An fp16 artifact may then be off by a fixed multiple of that floor: runtimes
+round at more points than the emulation (fp16 arithmetic, fused ops), but a
+converter bug (a dropped layer, swapped channels, a mis-scaled weight)
+shows up as error many times the floor.  The multiples come from measuring
+every fp16 artifact of every V2 arch and V1 g3/g8 at 224 over five seeds
+(the README's table).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+#: An fp16 artifact may be off by this many times the emulated fp16 error (max abs, and 1 - cosine).
+FP16_ABS_MULTIPLE = 4.0
+FP16_COSINE_MULTIPLE = 8.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass thresholds: ``max_rel_error`` times the reference's logit range, and a cosine floor."""
+
+    max_rel_error: float
+    min_cosine: float
+
+
+DEFAULT_TOLERANCES = {
+    "fp32": Tolerance(max_rel_error=1e-4, min_cosine=0.99999),
+    # Used only when no fp16 floor was measured (an override, or nothing to measure it on).
+    "fp16": Tolerance(max_rel_error=3e-2, min_cosine=0.99),
+    "int8": Tolerance(max_rel_error=0.25, min_cosine=0.95),
+}
+
+
+@dataclass(frozen=True)
+class Fp16Floor:
+    """What rounding weights and activations to fp16 alone does to these logits."""
+
+    max_abs_error: float
+    cosine_gap: float  # 1 - the lowest per-input cosine similarity
+
+    def to_dict(self) -> dict:
+        return {"max_abs_error": self.max_abs_error, "cosine_gap": self.cosine_gap}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The thresholds applied to one artifact, and how they were set."""
+
+    atol: float
+    min_cosine: float
+    rule: str
+
+
+def fp16_floor(model: nn.Module, inputs: np.ndarray, reference: np.ndarray, probabilities: bool = False) -> Fp16Floor:
+    """The fp16 floor on these inputs; ``reference`` is the fp32 output (softmaxed when ``probabilities``)."""
+    from .predict import softmax
+
+    emulated = _fp16_storage_copy(model)
+    with torch.no_grad():
+        outputs = emulated(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy().astype(np.float64)
+    outputs = softmax(outputs) if probabilities else outputs
+    expected = reference.astype(np.float64)
+    norms = np.linalg.norm(outputs, axis=1) * np.linalg.norm(expected, axis=1) + 1e-30
+    cosine = float(((outputs * expected).sum(axis=1) / norms).min())
+    return Fp16Floor(float(np.abs(outputs - expected).max()), max(0.0, 1.0 - cosine))
+
+
+def _fp16_storage_copy(model: nn.Module) -> nn.Module:
+    """The network with fp16 weights whose every layer hands on fp16-rounded outputs (arithmetic stays fp32)."""
+    copied = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for tensor in copied.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    for module in copied.modules():
+        if not list(module.children()):
+            module.register_forward_hook(lambda _m, _i, out: out.half().float() if torch.is_tensor(out) else out)
+    return copied
+
+
+def limits(record: dict, reference: np.ndarray, floor: Fp16Floor | None, atol: float | None = None) -> Limits:
+    """The atol and cosine floor for an artifact record, on these reference logits."""
+    from .backends import format_backend
+
+    precision = record["precision"]
+    spread = float(reference.max() - reference.min()) or 1.0
+    own = format_backend(record["format"]).tolerances.get(precision)
+    if own is None and precision == "fp16" and floor is not None:
+        derived = max(FP16_ABS_MULTIPLE * floor.max_abs_error, DEFAULT_TOLERANCES["fp32"].max_rel_error * spread)
+        rule = f"fp16: {FP16_ABS_MULTIPLE:g}x the measured fp16 floor ({floor.max_abs_error:.3g} abs, cosine gap {floor.cosine_gap:.2g})"
+        return Limits(atol if atol is not None else derived, 1.0 - FP16_COSINE_MULTIPLE * max(floor.cosine_gap, 1e-7), rule)
+    tolerance = own or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
+    rule = f"{precision}: {tolerance.max_rel_error:g} of the logit range, cosine {tolerance.min_cosine}"
+    return Limits(atol if atol is not None else tolerance.max_rel_error * spread, tolerance.min_cosine, rule)
