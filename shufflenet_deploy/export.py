@@ -25,6 +25,7 @@ from .errors import SdeployError, describe_os_error, missing_modules, os_error
 from .exportdir import LOCK_NAME, Commit, commit, locked, staging_dir, tidy
 from .fsutil import check_writable, remove_path
 from .labels import read_labels_file
+from .modelio import ModelIO, adapt
 from .manifest import (
     LABELS_NAME,
     MANIFEST_NAME,
@@ -122,7 +123,7 @@ def export(
     names = parse_targets(targets)
     export_options = ExportOptions(**options)
     export_options.validate()
-    skipped = _int8_skips(names, export_options)
+    skipped = _skips(names, export_options)
     _check_dependencies([name for name in names if name not in skipped])
     loaded = load_model(arch, weights, num_classes=num_classes, seed=seed, img_size=img_size, progress=progress)
     export_dir = Path(out) if out is not None else DEFAULT_EXPORT_ROOT / loaded.arch.name
@@ -145,9 +146,10 @@ def export(
             label = f"[{index}/{len(names)}] {name}"
             if name in skipped:
                 results.append(TargetResult(name, "skipped", 0.0, notes=[skipped[name]]))
-                status(f"{label}: skipped, no int8 export (see the notes)", enabled=progress)
+                status(f"{label}: skipped (see the notes)", enabled=progress)
                 continue
-            ctx = ExportContext(model=loaded.model, arch=loaded.arch.name, contract=loaded.weights.contract,
+            network = adapt(loaded.model, loaded.weights.contract, ModelIO.from_options(export_options))
+            ctx = ExportContext(model=network, arch=loaded.arch.name, contract=loaded.weights.contract,
                                 labels=class_labels, options=export_options,
                                 metadata=build_metadata(loaded, class_labels, export_options),
                                 staging=staging / name, calibration=calibration)  # fmt: skip
@@ -179,17 +181,15 @@ def _check_dependencies(names: list[str]) -> None:
                            f'install them with: pip install "shufflenet-deploy[{extras}]"')  # fmt: skip
 
 
-def _int8_skips(names: list[str], options: ExportOptions) -> dict[str, str]:
-    """Targets that cannot export int8, with the reason; checks --calib before any slow work starts."""
-    if not options.int8:
-        return {}
+def _skips(names: list[str], options: ExportOptions) -> dict[str, str]:
+    """Targets that cannot honour the options (int8, pixel input...), with the reason; checks --calib early."""
     targets = {name: get_backend(name).target for name in names}
-    skipped = {name: target.int8_unavailable for name, target in targets.items() if target.int8_unavailable}
-    if len(skipped) == len(names):
+    skipped = {name: reason for name, target in targets.items() if (reason := target.unavailable(options))}
+    if skipped and len(skipped) == len(names):
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
-        raise SdeployError(f"--quantize int8: no chosen target can export int8 ({reasons})")
+        raise SdeployError(f"no chosen target can export with these options ({reasons})")
     calibrating = [name for name, target in targets.items() if name not in skipped and target.int8_calibrates]
-    if calibrating and options.calib is None:
+    if options.int8 and calibrating and options.calib is None:
         raise SdeployError(
             f"--quantize int8 for {', '.join(calibrating)} needs calibration images: pass --calib DIR "
             "(a folder of typical input images, any layout)"

@@ -28,6 +28,7 @@ from .errors import SdeployError
 from .manifest import artifact_record, manifest_contract
 from .nets.common import Truncated
 from .sysutil import TORCH_LOGGERS, captured_output, private_tempdir
+from .tolerances import FP16_ABS_MULTIPLE, fp16_floor
 
 #: Inputs used per probe: enough to see a divergence, few enough to keep each export-and-run quick.
 LOCATE_INPUTS = 4
@@ -39,12 +40,17 @@ class UnitError:
     index: int  # position in units(), from 0
     max_abs_error: float
     max_rel_error: float  # over the range of eager's output at that unit
+    threshold: float  # the relative error that counts as diverged at this unit
+
+    @property
+    def diverged(self) -> bool:
+        return self.max_rel_error > self.threshold
 
 
 @dataclass
 class LocateResult:
     first_divergent_unit: str | None
-    threshold: float  # relative error that counts as diverged
+    rule: str  # what counts as diverged
     before: UnitError | None
     at: UnitError | None
     probes: list[UnitError]
@@ -56,34 +62,41 @@ class LocateResult:
 
 def locate(model: nn.Module, manifest: dict, record: dict, runtime: str, inputs: np.ndarray, threshold: float,
            progress: Callable[[str], None] = lambda _: None) -> LocateResult:  # fmt: skip
-    """Bisect the units of ``model`` for the first whose output in ``runtime`` is off by more than ``threshold``."""
+    """Bisect the units of ``model`` for the first whose output in ``runtime`` diverges.
+
+    Diverged means a relative error over ``threshold`` (the artifact's own
+    tolerance); for an fp16 artifact, over ``FP16_ABS_MULTIPLE`` times the fp16
+    floor of the network cut at that unit, as verify judges the whole network.
+    """
     if "options" not in record:
         raise SdeployError("--locate needs the export options recorded in the manifest, which this export predates; "
                            "re-export it with this sdeploy")  # fmt: skip
     names = [name for name, _ in model.units()]
-    probe = _Prober(model, manifest, record, runtime, inputs[:LOCATE_INPUTS], progress)
+    fp16 = record["precision"] == "fp16"
+    rule = (f"relative error over {FP16_ABS_MULTIPLE:g}x the fp16 floor of the network up to the unit" if fp16
+            else f"relative error over {threshold:.2g}")  # fmt: skip
+    probe = _Prober(model, manifest, record, runtime, inputs[:LOCATE_INPUTS], threshold, fp16, progress)
     low, high = 0, len(names) - 1  # invariant: units before `low` are fine; unit `high` diverges
-    last = probe(high)
-    if last.max_rel_error <= threshold:
-        return LocateResult(None, threshold, None, None, probe.seen,
+    if not probe(high).diverged:
+        return LocateResult(None, rule, None, None, probe.seen,
                             "the network re-exported now matches eager at every probe: the artifact differs from what "
                             "this exporter makes (changed after export, or made by another version)")  # fmt: skip
     while low < high:
         middle = (low + high) // 2
-        if probe(middle).max_rel_error > threshold:
+        if probe(middle).diverged:
             high = middle
         else:
             low = middle + 1
     before = probe(high - 1) if high > 0 else None
-    return LocateResult(names[high], threshold, before, probe(high), probe.seen)
+    return LocateResult(names[high], rule, before, probe(high), probe.seen)
 
 
 class _Prober:
     """Error of the network cut after unit k, in the artifact's runtime; each k is exported once."""
 
-    def __init__(self, model, manifest, record, runtime, inputs, progress):
+    def __init__(self, model, manifest, record, runtime, inputs, threshold, fp16, progress):
         self.model, self.manifest, self.record, self.runtime = model, manifest, record, runtime
-        self.inputs, self.progress = inputs, progress
+        self.inputs, self.threshold, self.fp16, self.progress = inputs, threshold, fp16, progress
         self.cache: dict[int, UnitError] = {}
 
     @property
@@ -99,12 +112,18 @@ class _Prober:
             actual = self._run_exported(part).reshape(len(self.inputs), -1)
             spread = float(expected.max() - expected.min()) or 1.0
             error = float(np.abs(actual.astype(np.float64) - expected).max()) if actual.shape == expected.shape else np.inf
-            self.cache[index] = UnitError(part.names[-1], index, error, error / spread)
+            threshold = self.threshold
+            if self.fp16:
+                floor = fp16_floor(part, self.inputs, expected.reshape(len(self.inputs), -1))
+                threshold = max(FP16_ABS_MULTIPLE * floor.max_abs_error / spread, self.threshold)
+            self.cache[index] = UnitError(part.names[-1], index, error, error / spread, threshold)
         return self.cache[index]
 
     def _run_exported(self, part: nn.Module) -> np.ndarray:
         backend = format_backend(self.record["format"])
-        options = {**self.record["options"], **backend.locate_options, "batch": 1, "dynamic_batch": False}
+        # Parts of the network take and return plain tensors, whatever I/O the artifact itself has.
+        plain = {"batch": 1, "dynamic_batch": False, "embed_preprocess": False, "layout": None, "softmax": False}
+        options = {**self.record["options"], **backend.locate_options, **plain}
         export_options = ExportOptions(**options)
         with tempfile.TemporaryDirectory(prefix="sdeploy-locate-") as tmp:
             staging = Path(tmp) / "artifact"

@@ -67,16 +67,22 @@ class Limits:
 
 def fp16_floor(model: nn.Module, inputs: np.ndarray, reference: np.ndarray, probabilities: bool = False) -> Fp16Floor:
     """The fp16 floor on these inputs; ``reference`` is the fp32 output (softmaxed when ``probabilities``)."""
-    from .predict import softmax
-
     emulated = _fp16_storage_copy(model)
     with torch.no_grad():
         outputs = emulated(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy().astype(np.float64)
-    outputs = softmax(outputs) if probabilities else outputs
+    outputs = outputs.reshape(len(outputs), -1)
+    outputs = _fp16_softmax(outputs) if probabilities else outputs
     expected = reference.astype(np.float64)
     norms = np.linalg.norm(outputs, axis=1) * np.linalg.norm(expected, axis=1) + 1e-30
     cosine = float(((outputs * expected).sum(axis=1) / norms).min())
     return Fp16Floor(float(np.abs(outputs - expected).max()), max(0.0, 1.0 - cosine))
+
+
+def _fp16_softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax as an fp16 runtime computes it: exponentials and the sum in fp16."""
+    shifted = (logits - logits.max(axis=1, keepdims=True)).astype(np.float16)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True, dtype=np.float16)).astype(np.float64)
 
 
 def _fp16_storage_copy(model: nn.Module) -> nn.Module:

@@ -29,8 +29,9 @@ from .manifest import WEIGHTS_NAME, check_artifact, contained_path, manifest_con
 from .locate import locate as locate_divergence
 from .parity import compare
 from .progress import Task
-from .tolerances import Limits, fp16_floor, limits
-from .predict import predict_logits
+from .modelio import ModelIO
+from .tolerances import Fp16Floor, Limits, fp16_floor, limits
+from .predict import predict_logits, softmax
 from .preprocess import InputContract, list_images, preprocess_8bit, random_inputs
 from .zoo import load_model
 
@@ -119,26 +120,46 @@ def verify(
     started = time.perf_counter()
     reference = predict_logits(reference_model, inputs.tensors)
     reference_ms = (time.perf_counter() - started) * 1000 / len(inputs.tensors)
-    needs_floor = atol is None and any(record["precision"] == "fp16" for _, record, _ in selected)
-    floor = fp16_floor(reference_model, inputs.tensors, reference) if needs_floor else None
+    floors = _Floors(reference_model, inputs.tensors, reference, enabled=atol is None)
 
     report = VerifyReport(
         export_dir=str(export_dir), arch=manifest["arch"], weights=manifest["weights"],
         samples=samples, images=len(inputs.sources) - samples, seed=seed,
         reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets),
-                   "fp16_floor": floor.to_dict() if floor else None},
+                   "fp16_floor": None},
     )  # fmt: skip
     for key, record, runtime in selected:
-        checks = limits(record, reference, floor, atol)
-        result = _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, checks, threads)
+        probabilities = ModelIO.from_record(record).probabilities
+        expected = softmax(reference) if probabilities else reference
+        floor = floors.get(probabilities) if record["precision"] == "fp16" else None
+        checks = limits(record, expected, floor, atol)
+        result = _verify_artifact(export_dir, key, record, runtime, contract, inputs, expected, checks, threads)
         if (locate and result.status in ("pass", "fail")) or (locate is None and result.status == "fail"):
-            _locate(result, reference_model, manifest, record, inputs, reference, checks, progress)
+            _locate(result, reference_model, manifest, record, inputs, expected, checks, progress)
         report.runtimes.append(result)
+    report.reference["fp16_floor"] = floors.logits_floor()
     return report
 
 
-def _locate(result: RuntimeReport, model, manifest, record, inputs, reference, checks: Limits, progress: bool) -> None:
-    spread = float(reference.max() - reference.min()) or 1.0
+class _Floors:
+    """The fp16 floor of the reference on the verify inputs, measured once per output kind, when needed."""
+
+    def __init__(self, model, inputs: np.ndarray, reference: np.ndarray, enabled: bool):
+        self.model, self.inputs, self.reference, self.enabled = model, inputs, reference, enabled
+        self.measured: dict[bool, Fp16Floor] = {}
+
+    def get(self, probabilities: bool) -> Fp16Floor | None:
+        if self.enabled and probabilities not in self.measured:
+            expected = softmax(self.reference) if probabilities else self.reference
+            self.measured[probabilities] = fp16_floor(self.model, self.inputs, expected, probabilities)
+        return self.measured.get(probabilities)
+
+    def logits_floor(self) -> dict | None:
+        return self.measured[False].to_dict() if False in self.measured else None
+
+
+def _locate(result: RuntimeReport, model, manifest, record, inputs, expected, checks: Limits, progress: bool) -> None:
+    spread = float(expected.max() - expected.min()) or 1.0
     with Task(f"locating the first diverging unit of {result.key} in {result.runtime}", enabled=progress) as task:
         try:
             found = locate_divergence(model, manifest, record, result.runtime, inputs.tensors, checks.atol / spread,

@@ -55,8 +55,8 @@ def int8_onnx(export_cache, calib_dir) -> Path:
         (["--quantize", "int8", "--calib", "CALIB", "--half"], ["--half and --quantize int8 exclude each other"]),
         (["--quantize", "int8", "--calib", "CALIB", "--opset", "12"], ["--quantize int8 needs --opset 13 or newer"]),
         (["--quantize", "int8", "--calib", "CALIB", "--calib-samples", "0"], ["Invalid value for '--calib-samples'"]),
-        (["--quantize", "int8", "--target", "ncnn"], ["no chosen target can export int8", "ncnn2table/ncnn2int8"]),
-        (["--quantize", "int8", "--target", "torchscript,ncnn"], ["no chosen target can export int8", "torchscript"]),
+        (["--quantize", "int8", "--target", "ncnn"], ["no chosen target can export with these options", "ncnn2table/ncnn2int8"]),
+        (["--quantize", "int8", "--target", "torchscript,ncnn"], ["no chosen target can export with these options", "torchscript"]),
     ],
 )
 def test_quantize_option_errors_are_one_clear_line(args, fragments, tmp_path, calib_dir):

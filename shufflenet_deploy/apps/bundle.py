@@ -19,10 +19,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends import AppBinding, app_bindings, app_names, get_backend
+from ..backends import AppBinding, ExportOptions, app_bindings, app_names, get_backend
 from ..errors import SdeployError, os_error
 from ..fsutil import remove_path, replace_path, tree_sha256
 from ..manifest import check_artifact, contained_path, labels_path, manifest_labels, read_manifest
+from ..modelio import ModelIO, main_output
 
 APP_MODEL_SCHEMA = "sdeploy-app-model/2"
 LABELS_FILE = "labels.txt"
@@ -72,7 +73,8 @@ def select_artifact(manifest: dict, export_dir: Path, app: str, target: str, bin
     """The artifact the app runs: ``key``, or the target's first one in the manifest; present, intact and usable."""
     candidates = {k: r for k, r in manifest["artifacts"].items() if r["target"] == target}
     if key is None:
-        key = next(iter(sorted(candidates, key=lambda k: (k != target, k))), None)
+        preferred = get_backend(target).target.key(ExportOptions(**binding.export_options))
+        key = next(iter(sorted(candidates, key=lambda k: (k != preferred, k != target, k))), None)
     if key is None or key not in candidates:
         have = ", ".join(manifest["artifacts"]) or "none"
         wanted = f"artifact {key}" if key else f"{target} artifact"
@@ -112,10 +114,7 @@ def app_model_json(manifest: dict, key: str, record: dict, binding: AppBinding, 
 
 def app_output(record: dict) -> dict:
     """The output an app reads, with its kind: ``probabilities`` (softmax inside the model) or ``logits``."""
-    outputs = record["outputs"]
-    chosen = next((o for o in outputs if o["name"] == "logits"), None) or next(
-        (o for o in outputs if o.get("kind") == "probabilities" and o.get("dtype") == "float32"), outputs[0])
-    return {**chosen, "kind": "probabilities" if chosen.get("kind") == "probabilities" else "logits"}
+    return {**main_output(record), "kind": ModelIO.from_record(record).output_kind}
 
 
 def bundle(app: str, export_dir: str | Path, dest: str | Path | None = None, target: str | None = None,

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .. import parity
 from ..manifest import manifest_contract
+from ..modelio import ModelIO
 from ..predict import predict_logits, softmax
 from ..preprocess import load_image, preprocess, preprocess_8bit, random_images
 from ..tolerances import fp16_floor, limits
@@ -118,16 +119,11 @@ def app_tolerance(record: dict, model, inputs: np.ndarray, expected: np.ndarray,
             "rule": checks.rule}  # fmt: skip
 
 
-def output_kind(record: dict) -> str:
-    kinds = [o.get("kind") for o in record["outputs"]]
-    return "probabilities" if "probabilities" in kinds and "logits" not in [o["name"] for o in record["outputs"]] else "logits"
-
-
 def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, model_file: str) -> dict:
     """The ``selftest.json`` document for one bundled artifact (docs/app-protocol.md)."""
     model = rebuild_reference(manifest, export_dir, progress=False)
     images = selftest_images()
-    kind = output_kind(record)
+    kind = ModelIO.from_record(record).output_kind
     inputs = network_inputs([i for _, _, i in images], manifest_contract(manifest), record["inputs"][0].get("kind", "tensor"))
     logits = predict_logits(model, inputs)
     expected = softmax(logits) if kind == "probabilities" else logits

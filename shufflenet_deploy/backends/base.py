@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..errors import MissingDependencyError, require_modules
+from ..modelio import ModelIO, to_model_input
 from ..preprocess import InputContract
 from .options import ExportOptions, Option
 
@@ -94,6 +96,21 @@ class ExportContext:
     def metadata_json(self) -> str:
         return json.dumps(self.metadata, sort_keys=True)
 
+    @property
+    def io(self) -> ModelIO:
+        return ModelIO.from_options(self.options)
+
+    def example(self, batch: int) -> torch.Tensor:
+        """An input to trace or export with, of the artifact's dtype and layout."""
+        return self.io.example(batch, self.img_size)
+
+    def input_spec(self, name: str, batch: int | str) -> TensorSpec:
+        io = self.io
+        return TensorSpec(name, io.shape(batch, self.img_size), io.dtype, io.kind, io.layout)
+
+    def output_spec(self, name: str, batch: int | str) -> TensorSpec:
+        return TensorSpec(name, (batch, self.num_classes), "float32", self.io.output_kind)
+
 
 class Target(abc.ABC):
     """One export format. Subclasses set the class attributes and implement :meth:`export`."""
@@ -107,6 +124,19 @@ class Target(abc.ABC):
     int8_unavailable: ClassVar[str | None] = None
     #: Whether its int8 export quantizes activations, which needs calibration images (--calib).
     int8_calibrates: ClassVar[bool] = False
+    #: Why it cannot take 8-bit pixels, NHWC or a softmax output (None: it can, through modelio.Adapter).
+    io_unavailable: ClassVar[str | None] = None
+
+    def unavailable(self, options: ExportOptions) -> str | None:
+        """Why this target cannot honour ``options`` (it is then skipped with this note), or None."""
+        if options.int8 and self.int8_unavailable:
+            return self.int8_unavailable
+        if not ModelIO.from_options(options).plain:
+            return self.io_reason(options)
+        return None
+
+    def io_reason(self, options: ExportOptions) -> str | None:
+        return self.io_unavailable
 
     def variant(self, options: ExportOptions) -> str:
         """What sets this export apart from the default one, e.g. ``fp16``: the key and file-name suffix."""
@@ -127,8 +157,9 @@ class Target(abc.ABC):
 
 
 def standard_variant(options: ExportOptions) -> str:
-    """``fp16`` with --half, ``int8`` with --quantize int8, else the default (empty)."""
-    return "int8" if options.int8 else "fp16" if options.half else ""
+    """I/O parts (``u8``, ``nchw``, ``softmax``), then ``fp16`` or ``int8``; empty for the default export."""
+    precision = "int8" if options.int8 else "fp16" if options.half else ""
+    return "-".join([*ModelIO.from_options(options).variant_parts(), *([precision] if precision else [])])
 
 
 def example_batch(options: ExportOptions) -> int:
@@ -191,8 +222,8 @@ class Runner(abc.ABC):
         return None if isinstance(dim, str) else int(dim)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for any number of inputs, chunked (and padded) to the artifact's fixed batch size."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        """Outputs for normalised inputs, converted to the artifact's input, chunked (and padded) to its batch size."""
+        batch = to_model_input(np.ascontiguousarray(batch, dtype=np.float32), self.contract, ModelIO.from_record(self.record))
         size = self.batch_size
         if size is None or len(batch) == size:
             return np.asarray(self.run_fixed(batch), dtype=np.float32)

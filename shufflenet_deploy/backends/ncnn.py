@@ -38,6 +38,10 @@ _INTERMEDIATES = {
 class NcnnTarget(Target):
     name = "ncnn"
     suffixes = (".ncnn.param", ".ncnn.bin")
+    io_unavailable = (
+        "ncnn takes a float CHW ncnn::Mat (apps fill it with Mat::from_pixels_resize and substract_mean_normalize, "
+        "which do the preprocessing); export ncnn without --embed-preprocess, --layout or --softmax"
+    )
     int8_unavailable = (
         "ncnn int8 needs ncnn2table/ncnn2int8 from an ncnn source build (not in the ncnn/pnnx wheels); "
         "export ncnn without --quantize for fp32, or with --half for fp16"

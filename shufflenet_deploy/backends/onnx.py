@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import SdeployError
-from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, TensorSpec, batch_dim, example_batch
+from ..modelio import main_output
+from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, batch_dim, example_batch
 from .onnx_int8 import quantize_int8
 from .options import ExportOptions, Option
 
@@ -21,7 +22,7 @@ DYNAMO_MIN_OPSET = 18
 DEFAULT_OPSET = 18
 #: Per-channel int8 weights need QuantizeLinear/DequantizeLinear with an ``axis`` (opset 13).
 INT8_MIN_OPSET = 13
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
+INPUT_NAME = "input"
 
 
 def max_onnx_opset() -> int:
@@ -48,7 +49,7 @@ class OnnxTarget(Target):
         import onnx
 
         options = ctx.options
-        example = torch.zeros(example_batch(options), 3, ctx.img_size, ctx.img_size)
+        example = ctx.example(example_batch(options))
         if options.opset >= DYNAMO_MIN_OPSET:
             model, exporter = _export_dynamo(ctx, example), "torch.onnx.export(dynamo=True)"
         else:
@@ -74,8 +75,8 @@ class OnnxTarget(Target):
             format="onnx",
             files=[name],
             precision=precision,
-            inputs=[TensorSpec(INPUT_NAME, (batch, 3, ctx.img_size, ctx.img_size))],
-            outputs=[TensorSpec(OUTPUT_NAME, (batch, ctx.num_classes))],
+            inputs=[ctx.input_spec(INPUT_NAME, batch)],
+            outputs=[ctx.output_spec(ctx.io.output_name, batch)],
             exporter=exporter,
             details={
                 "opset": options.opset,
@@ -96,7 +97,7 @@ def _export_dynamo(ctx: ExportContext, example: torch.Tensor):
         dynamo=True,
         opset_version=ctx.options.opset,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=[ctx.io.output_name],
         dynamic_shapes=dynamic,
         external_data=False,
         verbose=False,
@@ -108,7 +109,7 @@ def _export_torchscript(ctx: ExportContext, example: torch.Tensor):
     import onnx
 
     buffer = io.BytesIO()
-    dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if ctx.options.dynamic_batch else None
+    dynamic = {INPUT_NAME: {0: "batch"}, ctx.io.output_name: {0: "batch"}} if ctx.options.dynamic_batch else None
     torch.onnx.export(
         ctx.model,
         (example,),
@@ -116,7 +117,7 @@ def _export_torchscript(ctx: ExportContext, example: torch.Tensor):
         dynamo=False,
         opset_version=ctx.options.opset,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=[ctx.io.output_name],
         dynamic_axes=dynamic,
         do_constant_folding=True,
     )
@@ -126,7 +127,7 @@ def _export_torchscript(ctx: ExportContext, example: torch.Tensor):
 def _simplify(model, ctx: ExportContext):
     import onnxsim
 
-    shapes = {INPUT_NAME: [max(ctx.options.batch, 1), 3, ctx.img_size, ctx.img_size]}
+    shapes = {INPUT_NAME: list(ctx.io.shape(max(ctx.options.batch, 1), ctx.img_size))}
     # check_n=1: onnxsim runs both graphs on random input and refuses a simplification that changes results.
     simplified, ok = onnxsim.simplify(model, check_n=1, test_input_shapes=shapes)
     if not ok:
@@ -166,7 +167,7 @@ class OnnxRuntimeRunner(Runner):
             options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.record["outputs"][0]["name"]
+        self.output_name = main_output(self.record)["name"]
         self.version = ort.__version__
 
     def run_fixed(self, batch: np.ndarray) -> np.ndarray:

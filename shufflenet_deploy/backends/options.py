@@ -85,6 +85,11 @@ COMMON_OPTIONS = (
            "(a few hundred).", metavar="DIR"),
     Option("calib_samples", int, DEFAULT_CALIB_SAMPLES, "Use at most this many --calib images, spread evenly over "
            "the sorted folder tree.", minimum=1),
+    Option("embed_preprocess", bool, False, "Take 8-bit RGB pixels (resized and centre-cropped by the app) and do the "
+           "scaling, colour order and mean/std inside the model; NHWC unless --layout nchw. Key and files get -u8."),
+    Option("layout", str, None, "Input layout: nchw (default for float input) or nhwc (default with "
+           "--embed-preprocess; what Android bitmaps and web ImageData hold).", choices=LAYOUTS),
+    Option("softmax", bool, False, "Output probabilities (softmax inside the model) instead of logits."),
     Option("author", str, "shufflenet-deploy", "Author written into artifact metadata."),
     Option("license", str, None, "License written into artifact metadata (default: the weights')."),
 )  # fmt: skip

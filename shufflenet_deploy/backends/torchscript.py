@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..errors import SdeployError
-from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, TensorSpec, batch_dim
+from ..modelio import ModelIO
+from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, batch_dim
 from .options import Option
 
 #: Name of the metadata entry in ``_extra_files`` (read with LiteModuleLoader.load(path, extraFiles)).
@@ -31,10 +32,11 @@ class TorchScriptTarget(Target):
     )
 
     def variant(self, options) -> str:
-        return ""  # always fp32: the lite interpreter has no fp16 kernels and int8 is not offered
+        # Always fp32 (the lite interpreter has no fp16 kernels, int8 is not offered): only the I/O parts.
+        return "-".join(ModelIO.from_options(options).variant_parts())
 
     def export(self, ctx: ExportContext) -> Artifact:
-        example = torch.zeros(ctx.options.batch, 3, ctx.img_size, ctx.img_size)
+        example = ctx.example(ctx.options.batch)
         with torch.no_grad():
             traced = torch.jit.trace(ctx.model.eval(), example)
         optimized, optimizer = _optimize(traced)
@@ -54,8 +56,8 @@ class TorchScriptTarget(Target):
             format="torchscript-lite",
             files=[name],
             precision="fp32",
-            inputs=[TensorSpec("input", (batch, 3, ctx.img_size, ctx.img_size))],
-            outputs=[TensorSpec("logits", (batch, ctx.num_classes))],
+            inputs=[ctx.input_spec("input", batch)],
+            outputs=[ctx.output_spec(ctx.io.output_name, batch)],
             exporter=f"torch.jit.trace + {optimizer} + _save_for_lite_interpreter",
             details={
                 "mobile_optimizer": optimizer,

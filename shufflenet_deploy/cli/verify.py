@@ -57,10 +57,10 @@ def _located(found: dict) -> str:
     if not found["first_divergent_unit"]:
         return found["note"]
     at, before = found["at"], found["before"]
-    text = f"first divergent unit {at['unit']}: relative error {at['max_rel_error']:.2e} there"
+    text = f"first divergent unit {at['unit']}: relative error {at['max_rel_error']:.2e} there (limit {at['threshold']:.2g})"
     if before:
-        text += f", {before['max_rel_error']:.2e} after {before['unit']}"
-    return text + f" (threshold {found['threshold']:.2g})"
+        text += f", {before['max_rel_error']:.2e} after {before['unit']} (limit {before['threshold']:.2g})"
+    return text
 
 
 def _verify_table(report) -> str:

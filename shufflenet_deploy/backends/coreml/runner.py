@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from ...modelio import main_output
 from ...preprocess import denormalize
 from ..base import Runner
 
@@ -42,6 +43,7 @@ class CoreMLRunner(Runner):
 
     def load(self) -> None:
         self.input = self.record["inputs"][0]
+        self.output = main_output(self.record)["name"]
         self.native = native_coreml_available()
         if self.native:
             import coremltools as ct
@@ -69,13 +71,13 @@ class CoreMLRunner(Runner):
             hwc = image.transpose(1, 2, 0).astype(np.uint8)
             # Core ML reorders an RGB picture into the model's BGR layout itself.
             rgb = hwc[..., ::-1] if self.contract.color_order == "BGR" else hwc
-            rows.append(self.model.predict({self.input["name"]: Image.fromarray(np.ascontiguousarray(rgb))})["logits"])
+            rows.append(self.model.predict({self.input["name"]: Image.fromarray(np.ascontiguousarray(rgb))})[self.output])
         return np.concatenate([np.asarray(r, np.float32).reshape(1, -1) for r in rows])
 
     def _predict(self, feeds: dict) -> np.ndarray:
         if self.native:
-            return np.asarray(self.model.predict(feeds)["logits"], dtype=np.float32)
-        return np.asarray(self.model.run(feeds)["logits"], dtype=np.float32)
+            return np.asarray(self.model.predict(feeds)[self.output], dtype=np.float32)
+        return np.asarray(self.model.run(feeds)[self.output], dtype=np.float32)
 
     @property
     def description(self) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...modelio import ModelIO
 from ...preprocess import InputContract
 from ...sysutil import quiet_loggers
 from ..base import Artifact, ExportContext, Target, TensorSpec, example_batch
@@ -58,13 +59,23 @@ class CoreMLTarget(Target):
     directory_artifact = True
 
     def variant(self, options) -> str:
-        """``tensor``, ``fp32`` and ``int8`` where they apply, e.g. ``tensor-int8``."""
+        """``tensor``, the I/O parts, ``fp32`` and ``int8`` where they apply, e.g. ``tensor-int8``."""
         parts = (
             "tensor" if options.coreml_mode == "tensor" else "",
+            *ModelIO.from_options(options).variant_parts(),
             "fp32" if options.precision == "fp32" else "",
             "int8" if options.int8 else "",
         )
         return "-".join(part for part in parts if part)
+
+    def io_reason(self, options) -> str | None:
+        if options.coreml_mode == "classifier":
+            return ("a Core ML classifier already takes an image and does the preprocessing itself, and returns "
+                    "probabilities; use --coreml-mode tensor for NHWC or softmax tensors")
+        if options.embed_preprocess:
+            return ("Core ML takes 8-bit pixels only as an image input, which is what --coreml-mode classifier "
+                    "(the default) exports, preprocessing included")
+        return None
 
     def export(self, ctx: ExportContext) -> Artifact:
         import coremltools as ct
@@ -96,8 +107,8 @@ class CoreMLTarget(Target):
             ]
         else:
             dim = "batch" if options.dynamic_batch else batch
-            inputs = [TensorSpec("input", (dim, 3, size, size))]
-            outputs = [TensorSpec("logits", (dim, ctx.num_classes))]
+            inputs = [ctx.input_spec("input", dim)]
+            outputs = [ctx.output_spec(ctx.io.output_name, dim)]
         return Artifact(
             key=self.key(options),
             target=self.name,
@@ -173,13 +184,13 @@ def _convert_classifier(ctx: ExportContext, ct):
 
 
 def _convert_tensor(ctx: ExportContext, ct, batch: int):
-    size = ctx.img_size
+    size, io = ctx.img_size, ctx.io
     if ctx.options.dynamic_batch:
-        shape = ct.Shape((ct.RangeDim(1, MAX_DYNAMIC_BATCH, default=batch), 3, size, size))
+        shape = ct.Shape(io.shape(ct.RangeDim(1, MAX_DYNAMIC_BATCH, default=batch), size))
     else:
-        shape = (batch, 3, size, size)
+        shape = io.shape(batch, size)
     tensor = ct.TensorType(name="input", shape=shape)
-    example = torch.zeros(example_batch(ctx.options), 3, size, size)
+    example = ctx.example(example_batch(ctx.options))
     return _convert(ctx.model.eval(), example, tensor, ctx, ct)
 
 
@@ -220,8 +231,9 @@ def _finalize(mlmodel, ctx: ExportContext, classifier: bool, ct):
     """Name the logits output, describe every feature and embed the metadata, in one spec edit."""
     spec = mlmodel.get_spec()
     arrays = [o.name for o in spec.description.output if o.type.WhichOneof("Type") == "multiArrayType"]
-    if arrays and arrays[0] != "logits":
-        ct.utils.rename_feature(spec, arrays[0], "logits")
+    output = "logits" if classifier else ctx.io.output_name
+    if arrays and arrays[0] != output:
+        ct.utils.rename_feature(spec, arrays[0], output)
     meta = ctx.metadata
     spec.description.metadata.author = meta["author"]
     spec.description.metadata.license = meta["license"]
@@ -243,6 +255,7 @@ def _feature_descriptions(ctx: ExportContext) -> dict[str, str]:
         "then centre-crop",
         "input": f"normalised NCHW float32 {contract.color_order} image, {size}x{size}: (pixel*scale - mean)/std",
         "logits": f"raw scores for {ctx.num_classes} classes",
+        "probabilities": f"probability of each of {ctx.num_classes} classes",
         "classLabel": "most likely class",
         "classLabel_probs": "probability of each class",
     }
