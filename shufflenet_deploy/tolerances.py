@@ -27,6 +27,9 @@ from torch import nn
 #: An fp16 artifact may be off by this many times the emulated fp16 error (max abs, and 1 - cosine).
 FP16_ABS_MULTIPLE = 4.0
 FP16_COSINE_MULTIPLE = 8.0
+#: Never looser than this, whatever the floor: a model whose outputs fp16 rounding alone moves further
+#: (overflow, or a network too sensitive) is not safe to run in fp16, and its fp16 artifacts fail.
+FP16_MAX_REL_ERROR, FP16_MIN_COSINE = 0.05, 0.99
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,18 @@ class Limits:
     atol: float
     min_cosine: float
     rule: str
+
+
+def _fp16_limits(floor: Fp16Floor, spread: float, atol: float | None) -> Limits:
+    derived = FP16_ABS_MULTIPLE * floor.max_abs_error
+    capped = derived > FP16_MAX_REL_ERROR * spread or floor.cosine_gap * FP16_COSINE_MULTIPLE > 1 - FP16_MIN_COSINE
+    derived = min(max(derived, DEFAULT_TOLERANCES["fp32"].max_rel_error * spread), FP16_MAX_REL_ERROR * spread)
+    min_cosine = max(1.0 - FP16_COSINE_MULTIPLE * max(floor.cosine_gap, 1e-7), FP16_MIN_COSINE)
+    rule = f"fp16: {FP16_ABS_MULTIPLE:g}x the measured fp16 floor ({floor.max_abs_error:.3g} abs, cosine gap {floor.cosine_gap:.2g})"
+    if capped:
+        rule += (f", capped at {FP16_MAX_REL_ERROR:g} of the range and cosine {FP16_MIN_COSINE}: fp16 rounding alone "
+                 "moves this model's outputs that far, so it is not safe in fp16 on these inputs")  # fmt: skip
+    return Limits(atol if atol is not None else derived, min_cosine, rule)
 
 
 def fp16_floor(model: nn.Module, inputs: np.ndarray, reference: np.ndarray, probabilities: bool = False) -> Fp16Floor:
@@ -106,9 +121,7 @@ def limits(record: dict, reference: np.ndarray, floor: Fp16Floor | None, atol: f
     spread = float(reference.max() - reference.min()) or 1.0
     own = format_backend(record["format"]).tolerances.get(precision)
     if own is None and precision == "fp16" and floor is not None:
-        derived = max(FP16_ABS_MULTIPLE * floor.max_abs_error, DEFAULT_TOLERANCES["fp32"].max_rel_error * spread)
-        rule = f"fp16: {FP16_ABS_MULTIPLE:g}x the measured fp16 floor ({floor.max_abs_error:.3g} abs, cosine gap {floor.cosine_gap:.2g})"
-        return Limits(atol if atol is not None else derived, 1.0 - FP16_COSINE_MULTIPLE * max(floor.cosine_gap, 1e-7), rule)
+        return _fp16_limits(floor, spread, atol)
     tolerance = own or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
     rule = f"{precision}: {tolerance.max_rel_error:g} of the logit range, cosine {tolerance.min_cosine}"
     return Limits(atol if atol is not None else tolerance.max_rel_error * spread, tolerance.min_cosine, rule)

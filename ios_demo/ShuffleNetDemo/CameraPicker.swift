@@ -1,15 +1,15 @@
 import SwiftUI
 import UIKit
 
-/// A small UIImagePickerController wrapper for taking one photo. `onFinish` gets the photo, or nil
-/// when the user cancels; the presenting view dismisses the picker. The UIImage keeps the camera's
-/// EXIF orientation in imageOrientation, which Classifier passes on to Vision.
+/// A small UIImagePickerController wrapper for taking one photo. `onFinish` gets the photo, or nil when the
+/// user cancels; the presenting view dismisses the picker. The UIImage keeps the camera's EXIF orientation,
+/// which survives the JPEG the app makes of it (DemoModel) and ImageIO applies.
 struct CameraPicker: UIViewControllerRepresentable {
-    static var isAvailable: Bool { UIImagePickerController.isSourceTypeAvailable(.camera) }
+    @MainActor static var isAvailable: Bool { UIImagePickerController.isSourceTypeAvailable(.camera) }
 
-    let onFinish: (UIImage?) -> Void
+    let onFinish: @MainActor (UIImage?) -> Void
 
-    func makeCoordinator() -> Coordinator { Coordinator(self) }
+    func makeCoordinator() -> Coordinator { Coordinator(onFinish: onFinish) }
 
     func makeUIViewController(context: Context) -> UIImagePickerController {
         let picker = UIImagePickerController()
@@ -20,18 +20,19 @@ struct CameraPicker: UIViewControllerRepresentable {
 
     func updateUIViewController(_ picker: UIImagePickerController, context: Context) {}
 
+    @MainActor
     final class Coordinator: NSObject, UIImagePickerControllerDelegate, UINavigationControllerDelegate {
-        private let parent: CameraPicker
+        private let onFinish: @MainActor (UIImage?) -> Void
 
-        init(_ parent: CameraPicker) { self.parent = parent }
+        init(onFinish: @escaping @MainActor (UIImage?) -> Void) { self.onFinish = onFinish }
 
         func imagePickerController(_ picker: UIImagePickerController,
                                    didFinishPickingMediaWithInfo info: [UIImagePickerController.InfoKey: Any]) {
-            parent.onFinish(info[.originalImage] as? UIImage)
+            onFinish(info[.originalImage] as? UIImage)
         }
 
         func imagePickerControllerDidCancel(_ picker: UIImagePickerController) {
-            parent.onFinish(nil)
+            onFinish(nil)
         }
     }
 }

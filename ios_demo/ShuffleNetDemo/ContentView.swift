@@ -1,75 +1,14 @@
 import PhotosUI
 import SwiftUI
 
-/// The screen's state: the picture shown, its top-5 classes and how long inference took.
-@MainActor
-final class DemoViewModel: ObservableObject {
-    @Published var image: UIImage? = UIImage(named: "Sample")
-    @Published var predictions: [Prediction] = []
-    @Published var milliseconds: Double?
-    @Published var message: String? = "Loading the model…"
-    @Published var modelSummary: String?
-    @Published var isRunning = false
-
-    private var classifier: Classifier?
-
-    /// Loads the model off the main thread, then classifies the bundled sample.
-    func start() async {
-        guard classifier == nil else { return }
-        do {
-            let loaded = try await Task.detached(priority: .userInitiated) { try Classifier() }.value
-            classifier = loaded
-            let config = loaded.config
-            modelSummary = "\(config.arch) · \(config.precision) · \(config.weights.kind) weights · "
-                + "\(config.preprocess.imgSize)×\(config.preprocess.imgSize) centre crop of "
-                + "\(Int((config.cropRatio * 100).rounded())) % of the short side"
-            message = nil
-            if let image { await classify(image) }
-        } catch {
-            message = error.localizedDescription
-        }
-    }
-
-    func show(_ picked: UIImage) async {
-        image = picked
-        predictions = []
-        milliseconds = nil
-        await classify(picked)
-    }
-
-    func load(_ item: PhotosPickerItem?) async {
-        guard let item else { return }
-        do {
-            // Data keeps the EXIF orientation; UIImage(data:) turns it into imageOrientation.
-            guard let data = try await item.loadTransferable(type: Data.self), let picked = UIImage(data: data) else {
-                message = "Could not read that photo."
-                return
-            }
-            await show(picked)
-        } catch {
-            message = "Could not load that photo: \(error.localizedDescription)"
-        }
-    }
-
-    private func classify(_ picture: UIImage) async {
-        guard let classifier else { return }
-        isRunning = true
-        defer { isRunning = false }
-        do {
-            let result = try await classifier.classify(picture, top: 5)
-            predictions = result.predictions
-            milliseconds = result.milliseconds
-            message = nil
-        } catch {
-            message = error.localizedDescription
-        }
-    }
-}
-
 struct ContentView: View {
-    @StateObject private var model = DemoViewModel()
+    @State private var model = DemoModel()
+    /// The picker's selection, reset to nil after every pick so that picking the same photo again is a change.
     @State private var pickerItem: PhotosPickerItem?
+    /// The picture to classify; `.task(id:)` restarts (and cancels the previous work) whenever it changes.
+    @State private var request: ImageRequest? = ImageRequest(source: .sample)
     @State private var showingCamera = false
+    @State private var showingSelfTest = false
 
     var body: some View {
         NavigationStack {
@@ -91,19 +30,32 @@ struct ContentView: View {
                 .padding()
             }
             .navigationTitle("ShuffleNet")
+            .toolbar {
+                ToolbarItem(placement: .topBarTrailing) {
+                    Button("Self-test", systemImage: "checkmark.seal") { showingSelfTest = true }
+                }
+            }
         }
-        .task { await model.start() }
-        .onChange(of: pickerItem) { item in
-            Task { await model.load(item) }
+        .task(id: request) {
+            guard let request else { return }
+            await model.show(request)
+        }
+        .onChange(of: pickerItem) { _, item in
+            guard let item else { return }
+            request = ImageRequest(source: .library(item))
+            pickerItem = nil
         }
         .fullScreenCover(isPresented: $showingCamera) {
             CameraPicker { photo in
                 showingCamera = false
                 if let photo {
-                    Task { await model.show(photo) }
+                    request = ImageRequest(source: .camera(photo))
                 }
             }
             .ignoresSafeArea()
+        }
+        .sheet(isPresented: $showingSelfTest) {
+            SelfTestView(model: model)
         }
     }
 
@@ -144,13 +96,14 @@ struct ContentView: View {
                         HStack {
                             Text(prediction.label).lineLimit(1)
                             Spacer()
-                            Text(String(format: "%.1f %%", prediction.probability * 100)).monospacedDigit()
+                            Text(prediction.probability, format: .percent.precision(.fractionLength(1)))
+                                .monospacedDigit()
                         }
-                        ProgressView(value: Double(prediction.probability))
+                        ProgressView(value: prediction.probability)
                     }
                 }
                 if let ms = model.milliseconds {
-                    Text(String(format: "Inference: %.1f ms", ms))
+                    Text("Inference: \(ms, format: .number.precision(.fractionLength(1))) ms")
                         .font(.headline)
                         .monospacedDigit()
                 }
@@ -159,6 +112,6 @@ struct ContentView: View {
     }
 }
 
-struct ContentView_Previews: PreviewProvider {
-    static var previews: some View { ContentView() }
+#Preview {
+    ContentView()
 }

@@ -202,6 +202,11 @@ class Runner(abc.ABC):
         """True where this machine runs a stand-in interpreter, not the real runtime (its speed means little)."""
         return False
 
+    @classmethod
+    def platform_note(cls) -> str | None:
+        """What a user should know about this runtime on this machine (``sdeploy doctor``)."""
+        return None
+
     @abc.abstractmethod
     def load(self) -> None:
         """Open the artifact at ``self.path``."""

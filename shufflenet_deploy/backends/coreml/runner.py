@@ -41,6 +41,13 @@ class CoreMLRunner(Runner):
     def is_interpreter(cls) -> bool:
         return not native_coreml_available()
 
+    @classmethod
+    def platform_note(cls) -> str | None:
+        if cls.is_interpreter():
+            return ("Core ML itself runs only on macOS; here sdeploy's NumPy ML Program interpreter runs .mlpackage "
+                    "files: right results, not Core ML's speed")
+        return None
+
     def load(self) -> None:
         self.input = self.record["inputs"][0]
         self.output = main_output(self.record)["name"]
