@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: An fp16 artifact may be off by this many times the emulated fp16 error (max abs, and 1 - cosine).
 FP16_ABS_MULTIPLE = 4.0
@@ -101,8 +102,12 @@ def _fp16_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _fp16_storage_copy(model: nn.Module) -> nn.Module:
-    """The network with fp16 weights whose every layer hands on fp16-rounded outputs (arithmetic stays fp32)."""
-    copied = copy.deepcopy(model).eval()
+    """The network with fp16 weights whose every layer hands on fp16-rounded outputs (arithmetic stays fp32).
+
+    BatchNorm is folded into the convolution before it first, as every converter does: a convolution's raw
+    output never exists in an fp16 artifact, and rounding it would overflow where no runtime does.
+    """
+    copied = _fold_batchnorm(copy.deepcopy(model).eval())
     with torch.no_grad():
         for tensor in copied.state_dict().values():
             if tensor.is_floating_point():
@@ -111,6 +116,18 @@ def _fp16_storage_copy(model: nn.Module) -> nn.Module:
         if not list(module.children()):
             module.register_forward_hook(lambda _m, _i, out: out.half().float() if torch.is_tensor(out) else out)
     return copied
+
+
+def _fold_batchnorm(model: nn.Module) -> nn.Module:
+    for module in list(model.modules()):
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module.named_children())
+        for (name, conv), (bn_name, bn) in zip(children, children[1:], strict=False):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return model
 
 
 def limits(record: dict, reference: np.ndarray, floor: Fp16Floor | None, atol: float | None = None) -> Limits:

@@ -24,16 +24,15 @@ from .backends import (
     runtime_for,
 )
 from .errors import SdeployError
-from .fsutil import file_sha256
-from .manifest import WEIGHTS_NAME, check_artifact, contained_path, manifest_contract, manifest_labels, read_manifest
 from .locate import locate as locate_divergence
-from .parity import compare
-from .progress import Task
+from .manifest import check_artifact, manifest_contract, manifest_labels, read_manifest
 from .modelio import ModelIO
-from .tolerances import Fp16Floor, Limits, fp16_floor, limits
+from .parity import compare
 from .predict import predict_logits, softmax
 from .preprocess import InputContract, list_images, preprocess_8bit, random_inputs
-from .zoo import load_model
+from .progress import Task
+from .reference import rebuild_reference
+from .tolerances import Fp16Floor, Limits, fp16_floor, limits
 
 
 @dataclass
@@ -220,46 +219,6 @@ def build_inputs(contract: InputContract, labels: list[str], samples: int, seed:
         raise SdeployError("nothing to verify with: use --samples N (N > 0) and/or --images DIR")
     labelled = np.array(targets)
     return VerifyInputs(np.concatenate(tensors), sources, labelled if (labelled >= 0).any() else None)
-
-
-def rebuild_reference(manifest: dict, export_dir: Path, weights_path: str | Path | None = None, progress: bool = True):
-    """The eager model the export was made from, checked against the recorded weights hash."""
-    weights = manifest["weights"]
-    choice = reference_checkpoint(manifest, export_dir, weights_path) if weights["kind"] == "file" else weights["kind"]
-    loaded = load_model(manifest["arch"], choice, num_classes=manifest["num_classes"], seed=weights.get("seed") or 0,
-                        progress=progress)  # fmt: skip
-    if loaded.weights.state_sha256 != weights["state_sha256"]:
-        raise SdeployError(
-            f"the {weights['kind']} weights of {manifest['arch']} rebuilt here differ from the exported ones "
-            f"(state sha256 {loaded.weights.state_sha256[:12]}... vs {weights['state_sha256'][:12]}...); re-export on this machine"
-        )
-    return loaded.model
-
-
-def reference_checkpoint(manifest: dict, export_dir: Path, weights_path: str | Path | None) -> Path:
-    """The checkpoint of a ``--weights PATH`` export: ``weights_path`` if given, else the export's own copy."""
-    weights = manifest["weights"]
-    if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise SdeployError(f"--weights {path} is not a file")
-    elif weights.get("file"):
-        path = contained_path(Path(export_dir), weights["file"], "weights.file")
-        if not path.is_file():
-            raise SdeployError(f"the export's copy of its checkpoint ({path}) is missing; pass --weights PATH to the "
-                               f"checkpoint it was exported from{_source_hint(weights)}")  # fmt: skip
-    else:
-        raise SdeployError(f"this export does not carry its checkpoint; pass --weights PATH to the checkpoint it was "
-                           f"exported from{_source_hint(weights)}")  # fmt: skip
-    if file_sha256(path) != weights["file_sha256"]:
-        raise SdeployError(f"{path} is not the checkpoint this export was made from (its sha256 differs); pass "
-                           f"--weights PATH to that checkpoint{_source_hint(weights)}")  # fmt: skip
-    return path
-
-
-def _source_hint(weights: dict) -> str:
-    source = weights.get("source") or weights.get("location")
-    return f" (it was {source}, sha256 {weights['file_sha256'][:12]}...)" if source else ""
 
 
 def _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, checks: Limits,

@@ -6,7 +6,6 @@ Every refusal checks the exit code, the one ``Error:`` line, and that nothing wa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -21,9 +21,9 @@ from .. import parity
 from ..manifest import manifest_contract
 from ..modelio import ModelIO
 from ..predict import predict_logits, softmax
-from ..preprocess import load_image, preprocess, preprocess_8bit, random_images
+from ..preprocess import load_image, normalize, preprocess, preprocess_8bit, random_images, resized_size
 from ..tolerances import fp16_floor, limits
-from ..verify import rebuild_reference
+from ..reference import rebuild_reference
 
 SELFTEST_SCHEMA = "sdeploy-selftest/1"
 REPORT_SCHEMA = "sdeploy-device-report/1"
@@ -111,22 +111,59 @@ def network_inputs(images: list[np.ndarray], contract, input_kind: str) -> np.nd
     return np.stack([view(image, contract) for image in images])
 
 
-def app_tolerance(record: dict, model, inputs: np.ndarray, expected: np.ndarray, probabilities: bool) -> dict:
-    """What verify would allow this artifact on these inputs (for fp16: from their measured fp16 floor)."""
+def app_tolerance(record: dict, model, inputs: np.ndarray, expected: np.ndarray, probabilities: bool,
+                  resampling: tuple[float, float] = (0.0, 0.0)) -> dict:  # fmt: skip
+    """What verify would allow this artifact on these inputs (fp16: from their measured fp16 floor), widened by
+    ``resampling`` (max abs, cosine gap) for apps whose platform scaler resizes the image."""
     floor = fp16_floor(model, inputs, expected, probabilities) if record["precision"] == "fp16" else None
     checks = limits(record, expected, floor)
-    return {"atol": checks.atol, "min_cosine": checks.min_cosine, "decisive_margin": 2 * checks.atol,
-            "rule": checks.rule}  # fmt: skip
+    atol = checks.atol + RESAMPLING_MULTIPLE * resampling[0]
+    min_cosine = min(checks.min_cosine, 1.0 - RESAMPLING_MULTIPLE * resampling[1])
+    rule = checks.rule + (f"; plus {RESAMPLING_MULTIPLE:g}x the spread of other resamplers ({resampling[0]:.3g} abs), "
+                          "as the app's platform scaler resizes the image" if resampling[0] else "")  # fmt: skip
+    return {"atol": atol, "min_cosine": min_cosine, "decisive_margin": 2 * atol, "rule": rule}
+
+
+#: Input kinds resized by the platform's own scaler (Core ML's image input through Vision), not the contract's code.
+PLATFORM_RESIZED = ("image",)
+#: The resampler spread is measured with these Pillow filters; the app's may be any of their kind.
+OTHER_RESAMPLERS = ("BILINEAR", "BICUBIC", "LANCZOS")
+RESAMPLING_MULTIPLE = 2.0
+
+
+def resampling_spread(model, images: list[np.ndarray], contract, expected: np.ndarray,
+                      probabilities: bool) -> tuple[float, float]:  # fmt: skip
+    """How far other common resamplers move the outputs from the contract's own (max abs, cosine gap)."""
+    worst_abs, worst_gap = 0.0, 0.0
+    for name in OTHER_RESAMPLERS:
+        tensors = np.stack([normalize(_pillow_resize_crop(image, contract, name), contract) for image in images])
+        outputs = predict_logits(model, tensors)
+        outputs = softmax(outputs) if probabilities else outputs
+        verdict = parity.compare(outputs, expected, np.inf, -1.0, np.inf)
+        worst_abs, worst_gap = max(worst_abs, verdict.max_abs_error), max(worst_gap, 1.0 - verdict.min_cosine)
+    return worst_abs, worst_gap
+
+
+def _pillow_resize_crop(image: np.ndarray, contract, filter_name: str) -> np.ndarray:
+    width, height = image.shape[1], image.shape[0]
+    new_w, new_h = resized_size(width, height, contract.resize_size)
+    resized = Image.fromarray(image).resize((new_w, new_h), getattr(Image.Resampling, filter_name))
+    top, left = (new_h - contract.img_size) // 2, (new_w - contract.img_size) // 2
+    return np.asarray(resized, dtype=np.float64)[top : top + contract.img_size, left : left + contract.img_size]
 
 
 def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, model_file: str) -> dict:
     """The ``selftest.json`` document for one bundled artifact (docs/app-protocol.md)."""
     model = rebuild_reference(manifest, export_dir, progress=False)
     images = selftest_images()
-    kind = ModelIO.from_record(record).output_kind
-    inputs = network_inputs([i for _, _, i in images], manifest_contract(manifest), record["inputs"][0].get("kind", "tensor"))
+    kind, contract = ModelIO.from_record(record).output_kind, manifest_contract(manifest)
+    input_kind = record["inputs"][0].get("kind", "tensor")
+    inputs = network_inputs([i for _, _, i in images], contract, input_kind)
     logits = predict_logits(model, inputs)
-    expected = softmax(logits) if kind == "probabilities" else logits
+    probabilities = kind == "probabilities"
+    expected = softmax(logits) if probabilities else logits
+    resampling = (resampling_spread(model, [i for _, _, i in images], contract, expected, probabilities)
+                  if input_kind in PLATFORM_RESIZED else (0.0, 0.0))  # fmt: skip
     entries = []
     for (name, source, pixels), values in zip(images, expected, strict=True):
         png = io.BytesIO()
@@ -140,7 +177,7 @@ def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, mod
     return {
         "schema": SELFTEST_SCHEMA, "arch": manifest["arch"], "artifact": key, "format": record["format"],
         "precision": record["precision"], "model_file": model_file, "sha256": record["sha256"],
-        "output_kind": kind, "tolerance": app_tolerance(record, model, inputs, expected, kind == "probabilities"),
+        "output_kind": kind, "tolerance": app_tolerance(record, model, inputs, expected, probabilities, resampling),
         "runs": {"warmup": WARMUP_RUNS, "timed": TIMED_RUNS}, "images": entries,
     }  # fmt: skip
 

@@ -49,7 +49,7 @@ from ..nets import get_arch
 from ..preprocess import check_img_size
 from ..progress import Task, status
 from ..sysutil import MAX_THREADS
-from ..verify import rebuild_reference
+from ..reference import rebuild_reference
 
 SCHEMA = "sdeploy-bench/1"
 DEFAULT_RUNS = 20

@@ -36,7 +36,7 @@ from ..fsutil import write_text_atomic
 from ..manifest import manifest_contract, read_manifest
 from ..preprocess import random_inputs
 from ..sysutil import torch_threads
-from ..verify import rebuild_reference
+from ..reference import rebuild_reference
 
 #: Timed calls per side before the other side runs: short blocks, so drift on a shared machine
 #: reaches both sides alike.
