@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .apps.device_report import judge_device_report
 from .backends import (
     RuntimeUnavailable,
     backend_for_runtime,
@@ -98,6 +99,7 @@ def verify(
     threads: int | None = None,
     weights: str | Path | None = None,
     locate: bool | None = None,
+    device_reports: list[str | Path] = (),
     progress: bool = True,
 ) -> VerifyReport:
     """Compare every artifact (or those of ``runtimes``) with eager PyTorch; see the module docstring.
@@ -108,6 +110,8 @@ def verify(
     the copy inside the export directory is gone.  ``locate`` finds the first
     diverging unit of the network (:mod:`.locate`): for every artifact when
     True, never when False, and for those that fail numerically when None.
+    Each of ``device_reports`` (an app's self-test result) becomes one more
+    row, judged here (:mod:`.apps.device_report`).
     """
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
@@ -137,6 +141,8 @@ def verify(
             _locate(result, reference_model, manifest, record, inputs, expected, checks, progress)
         report.runtimes.append(result)
     report.reference["fp16_floor"] = floors.logits_floor()
+    for path in device_reports:
+        report.runtimes.append(judge_device_report(path, export_dir, manifest, reference_model, RuntimeReport))
     return report
 
 

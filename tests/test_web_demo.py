@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from shufflenet_deploy.apps.golden import write_golden
@@ -671,6 +672,17 @@ def test_selftest_in_chromium(site):
     bad = tampered["report"]
     assert bad["verdict"] == "FAIL" and tampered["verdictText"].startswith("FAIL"), bad["verdict"]
     assert bad["max_abs_error"] > selftest["tolerance"]["atol"]
+    # The reports go back to the development machine: verify judges them itself, the tampered one included.
+    export_dir = site.root.parent / "export"
+    for name, data in (("good", report), ("tampered", bad)):
+        (site.root.parent / f"{name}.json").write_text(json.dumps(data))
+    result = run_cli("verify", export_dir, "--samples", "1", "--device-report", site.root.parent / "good.json",
+                     "--json", "-")  # fmt: skip
+    assert result.exit_code == 0, result.stdout[-2000:] + result.stderr
+    rows = json.loads(result.stdout)["runtimes"]
+    assert rows[-1]["runtime"].startswith("web · Chrome ") and rows[-1]["status"] == "pass", rows[-1]
+    result = run_cli("verify", export_dir, "--samples", "1", "--device-report", site.root.parent / "tampered.json")
+    assert result.exit_code == 1 and "expected values differ from eager PyTorch" in result.stdout, result.stdout
     _write_artifact("web_demo_selftest.json", {
         "report": {k: v for k, v in report.items() if k != "images"}, "tampered_verdict": bad["verdict"],
         "tampered_max_abs_error": bad["max_abs_error"], "wall_ms": good["wallMs"],

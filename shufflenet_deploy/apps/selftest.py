@@ -152,18 +152,23 @@ def _pillow_resize_crop(image: np.ndarray, contract, filter_name: str) -> np.nda
     return np.asarray(resized, dtype=np.float64)[top : top + contract.img_size, left : left + contract.img_size]
 
 
+def app_expected(model, images: list[np.ndarray], contract, record: dict) -> tuple[np.ndarray, dict]:
+    """Eager PyTorch's outputs for full-size ``images`` through the app's input path, and the tolerance to apply."""
+    probabilities = ModelIO.from_record(record).probabilities
+    input_kind = record["inputs"][0].get("kind", "tensor")
+    inputs = network_inputs(images, contract, input_kind)
+    logits = predict_logits(model, inputs)
+    expected = softmax(logits) if probabilities else logits
+    resampling = (resampling_spread(model, images, contract, expected, probabilities)
+                  if input_kind in PLATFORM_RESIZED else (0.0, 0.0))  # fmt: skip
+    return expected, app_tolerance(record, model, inputs, expected, probabilities, resampling)
+
+
 def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, model_file: str) -> dict:
     """The ``selftest.json`` document for one bundled artifact (docs/app-protocol.md)."""
     model = rebuild_reference(manifest, export_dir, progress=False)
     images = selftest_images()
-    kind, contract = ModelIO.from_record(record).output_kind, manifest_contract(manifest)
-    input_kind = record["inputs"][0].get("kind", "tensor")
-    inputs = network_inputs([i for _, _, i in images], contract, input_kind)
-    logits = predict_logits(model, inputs)
-    probabilities = kind == "probabilities"
-    expected = softmax(logits) if probabilities else logits
-    resampling = (resampling_spread(model, [i for _, _, i in images], contract, expected, probabilities)
-                  if input_kind in PLATFORM_RESIZED else (0.0, 0.0))  # fmt: skip
+    expected, tolerance = app_expected(model, [pixels for _, _, pixels in images], manifest_contract(manifest), record)
     entries = []
     for (name, source, pixels), values in zip(images, expected, strict=True):
         png = io.BytesIO()
@@ -177,7 +182,7 @@ def build_selftest(export_dir: Path, manifest: dict, key: str, record: dict, mod
     return {
         "schema": SELFTEST_SCHEMA, "arch": manifest["arch"], "artifact": key, "format": record["format"],
         "precision": record["precision"], "model_file": model_file, "sha256": record["sha256"],
-        "output_kind": kind, "tolerance": app_tolerance(record, model, inputs, expected, probabilities, resampling),
+        "output_kind": ModelIO.from_record(record).output_kind, "tolerance": tolerance,
         "runs": {"warmup": WARMUP_RUNS, "timed": TIMED_RUNS}, "images": entries,
     }  # fmt: skip
 

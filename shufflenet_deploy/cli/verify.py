@@ -32,13 +32,18 @@ from .common import FiniteFloat, SEED, THREADS, echo_json, main
 @click.option("--locate/--no-locate", "locate", default=None,
               help="Find the first unit of the network whose output diverges, by re-exporting the network cut after "
                    "probed units: --locate for every artifact, --no-locate never (default: for artifacts that fail).")
+@click.option("--device-report", "device_reports", multiple=True, type=click.Path(dir_okay=False),
+              help="A demo app's self-test result (JSON, from its Self-test action): checked against this export and "
+                   "added as a row (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full report as JSON to this file ('-' for stdout).")
 @click.option("--quiet", "-q", is_flag=True, help="No table; the exit code says pass (0) or fail (1).")
-def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, weights, locate, json_path, quiet) -> None:
+def verify_command(export_dir, images, samples, seed, atol, runtimes, threads, weights, locate, device_reports, json_path,
+                   quiet) -> None:  # fmt: skip
     """Check every artifact of an export against eager PyTorch; exit code 0 only if all pass."""
     report = verify(export_dir, images=images, samples=samples, seed=seed, atol=atol, runtimes=list(runtimes) or None,
-                    threads=threads, weights=weights, locate=locate, progress=not quiet)  # fmt: skip
+                    threads=threads, weights=weights, locate=locate, device_reports=list(device_reports),
+                    progress=not quiet)  # fmt: skip
     if json_path == "-":
         echo_json(report.to_dict())
     elif json_path:
