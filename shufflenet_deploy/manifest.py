@@ -186,6 +186,7 @@ def _validate_weights(weights: dict, export_dir: Path) -> None:
     _sha(weights.get("state_sha256"), "weights.state_sha256")
     if weights["kind"] == "random":
         _bounded_int(weights.get("seed", 0), "weights.seed", 0, 2**32 - 1)
+        _bounded_int(weights.get("generator", 1), "weights.generator", 1, 1000)
     if weights["kind"] == "file":
         _sha(weights.get("file_sha256"), "weights.file_sha256")
         if weights.get("file") is not None:

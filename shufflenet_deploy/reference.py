@@ -7,12 +7,16 @@ from pathlib import Path
 from .errors import SdeployError
 from .fsutil import file_sha256
 from .manifest import contained_path
+from .weights import RANDOM_GENERATOR_VERSION
 from .zoo import load_model
 
 
 def rebuild_reference(manifest: dict, export_dir: Path, weights_path: str | Path | None = None, progress: bool = True):
     """The eager model the export was made from, checked against the recorded weights hash."""
     weights = manifest["weights"]
+    if weights["kind"] == "random" and weights.get("generator", 1) != RANDOM_GENERATOR_VERSION:
+        raise SdeployError(f"this export's random weights come from an older sdeploy (generator {weights.get('generator', 1)}, "
+                           f"now {RANDOM_GENERATOR_VERSION}), so they cannot be rebuilt to check it; re-export it")  # fmt: skip
     choice = reference_checkpoint(manifest, export_dir, weights_path) if weights["kind"] == "file" else weights["kind"]
     loaded = load_model(manifest["arch"], choice, num_classes=manifest["num_classes"], seed=weights.get("seed") or 0,
                         progress=progress)  # fmt: skip

@@ -16,6 +16,7 @@ from .nets.registry import all_archs
 from .preprocess import InputContract
 from .weights import (
     MAX_SEED,
+    RANDOM_GENERATOR_VERSION,
     Checkpoint,
     describe_mismatch,
     fetch_pretrained,
@@ -50,6 +51,8 @@ class WeightsInfo:
             "file_sha256": self.file_sha256,
             "state_sha256": self.state_sha256,
             "seed": self.seed,
+            # Which version of sdeploy's seeded generator made them: the same seed gives other values in another.
+            "generator": RANDOM_GENERATOR_VERSION if self.kind == "random" else None,
         }
         return {k: v for k, v in data.items() if v is not None}
 

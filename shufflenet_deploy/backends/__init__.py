@@ -1,4 +1,4 @@
-"""The backend registry: every module in this package that defines ``BACKEND`` is a backend.
+"""The backend registry: every module in this package that defines ``BACKEND`` (or ``BACKENDS``) is a backend.
 
 Adding a backend is adding one module (see :mod:`.base` for what its record
 declares).  Everything else asks this registry: the CLI's choices and option
@@ -35,10 +35,10 @@ ALL = "all"
 def backends() -> tuple[Backend, ...]:
     """Every registered backend, in display order."""
     found = []
-    for module in pkgutil.iter_modules(__path__):
-        record = getattr(importlib.import_module(f"{__name__}.{module.name}"), "BACKEND", None)
-        if isinstance(record, Backend):
-            found.append(record)
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        records = getattr(module, "BACKENDS", None) or [getattr(module, "BACKEND", None)]
+        found += [record for record in records if isinstance(record, Backend)]
     found.sort(key=lambda b: (b.order, b.name))
     _check_unique(found)
     return tuple(found)

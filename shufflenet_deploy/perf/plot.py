@@ -40,6 +40,8 @@ def plot_latency_vs_mflops(report: BenchReport, path: str | Path, title: str | N
         axes.scatter(xs, ys, marker=FAMILY_MARKERS.get(family, ("^", ""))[0], s=46, zorder=3,
                      color=color if precision == "fp32" else "white", edgecolors=color, linewidths=1.4)  # fmt: skip
     _label_archs(axes, report, threads)
+    # From zero on both axes: two archs of equal MFLOPs must not stretch a 0.01-MFLOP span across the plot.
+    axes.set_xlim(left=0, right=max(max(x for x, _ in points) for points in series.values()) * 1.1)
     axes.set_ylim(bottom=0)
     axes.legend(handles=_legend_handles(series), fontsize=8, loc="upper left")
     axes.set_xlabel("MFLOPs (multiply-adds per image)")

@@ -102,7 +102,7 @@ class ClassifierMetadata:
             std=std,
             color_space=color,
             input_description=f"{io.layout} {what}",
-            output_description=f"Class {output}, one per line of {LABELS_FILE}",
+            output_description=f"Class {output}, in the order of {LABELS_FILE}",
             sdeploy_json=ctx.metadata_json(),
         )
 

@@ -1,0 +1,33 @@
+# Shared by scripts/quickstart.sh and scripts/test.sh (sourced, not run): the project's environment, made once.
+#
+# The virtual environment is .venv in the repository. torch==2.13.0 goes in first: an unpinned torch would
+# pull several GB of CUDA packages. A stamp records which extras and which pyproject.toml the environment
+# was made for, so a second run skips pip entirely.
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+# ensure_venv EXTRAS: .venv with torch and the package installed editable with these extras, then activated.
+ensure_venv() {
+    local extras="$1" stamp=".venv/.sdeploy-setup"
+    local want
+    want="$extras $(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -x .venv/bin/python ]; then
+        step "creating the virtual environment .venv"
+        python3 -m venv .venv
+    fi
+    # shellcheck disable=SC1091
+    . .venv/bin/activate
+    if [ -f "$stamp" ] && grep -qxF "$want" "$stamp"; then
+        step "environment is up to date (.venv, extras: $extras)"
+        return
+    fi
+    step "installing torch 2.13.0 (CPU) first, then shufflenet-deploy[$extras] (a few minutes the first time)"
+    python -m pip install --quiet --upgrade pip
+    python -m pip install --quiet torch==2.13.0
+    python -m pip install --quiet -e ".[$extras]"
+    printf '%s\n' "$want" > "$stamp"
+}

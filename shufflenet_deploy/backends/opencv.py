@@ -1,0 +1,51 @@
+"""OpenCV DNN: ONNX artifacts checked in OpenCV 5's two engines (verify runs both by default when installed).
+
+OpenCV 5 has a new graph engine (the default) and keeps the classic one;
+apps meet either, and they fail differently, so both are runtimes here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Backend, Runner
+
+
+class OpenCvRunner(Runner):
+    name = "opencv"
+    requires = ("cv2",)
+    extra = "crosscheck"
+    engine = "ENGINE_AUTO"  # OpenCV 5's default: the new engine, the classic one only if parsing fails
+
+    def load(self) -> None:
+        import cv2
+
+        if self.threads:
+            cv2.setNumThreads(self.threads)
+        self.net = cv2.dnn.readNetFromONNX(str(self.path), engine=getattr(cv2.dnn, self.engine))
+        self.version = cv2.__version__
+
+    def run_fixed(self, batch: np.ndarray) -> np.ndarray:
+        self.net.setInput(batch)
+        return np.array(self.net.forward(), dtype=np.float32, copy=True).reshape(len(batch), -1)
+
+    @property
+    def description(self) -> str:
+        return f"OpenCV {self.version} DNN ({self.engine}), {self.threads or 'default'} threads"
+
+
+class OpenCvClassicRunner(OpenCvRunner):
+    name = "opencv-classic"
+    engine = "ENGINE_CLASSIC"
+
+
+def _record(runner: type[OpenCvRunner], engine: str, color: str, order: int) -> Backend:
+    return Backend(name=runner.name, summary=f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
+                   format="onnx", runner=runner, extra="crosscheck", packages=("opencv-python-headless",),
+                   crosscheck=True, color=color, order=order)  # fmt: skip
+
+
+BACKENDS = (
+    _record(OpenCvRunner, "default", "tab:olive", 16),
+    _record(OpenCvClassicRunner, "classic", "tab:brown", 17),
+)

@@ -1,0 +1,49 @@
+"""OpenVINO: a second, independent runtime for ONNX artifacts (verify runs it by default when installed).
+
+It computes in fp32 here: on CPUs with bf16 support OpenVINO's default
+inference precision is bf16, which would hide a conversion bug in rounding
+noise (and fail fp32 parity for the wrong reason).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Backend, Runner
+
+
+class OpenVinoRunner(Runner):
+    name = "openvino"
+    requires = ("openvino",)
+    extra = "crosscheck"
+
+    def load(self) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.version = ov.get_version()
+
+    def run_fixed(self, batch: np.ndarray) -> np.ndarray:
+        return np.array(self.request.infer([batch])[self.compiled.outputs[0]], dtype=np.float32, copy=True)
+
+    @property
+    def description(self) -> str:
+        return f"OpenVINO {self.version} CPU, f32 inference precision, {self.threads or 'default'} threads"
+
+
+BACKEND = Backend(
+    name="openvino",
+    summary="OpenVINO CPU (f32): checks ONNX artifacts in a second runtime",
+    format="onnx",
+    runner=OpenVinoRunner,
+    extra="crosscheck",
+    packages=("openvino",),
+    crosscheck=True,
+    color="tab:cyan",
+    order=15,
+)

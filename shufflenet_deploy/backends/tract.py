@@ -1,0 +1,43 @@
+"""tract (Sonos' Rust inference engine, PyPI ``tract``): one more independent runtime for ONNX artifacts.
+
+It parses ONNX strictly and optimises the graph its own way, so a form only
+onnxruntime accepts (fp16 Gemm with a bias, say) shows up here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Backend, Runner
+
+
+class TractRunner(Runner):
+    name = "tract"
+    requires = ("tract",)
+    extra = "crosscheck"
+
+    def load(self) -> None:
+        import tract
+
+        self.runnable = tract.onnx().load(str(self.path)).into_model().into_runnable()
+        self.version = tract.version()
+
+    def run_fixed(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.runnable.run([batch])[0].to_numpy(), dtype=np.float32)
+
+    @property
+    def description(self) -> str:
+        return f"tract {self.version} (single-threaded)"
+
+
+BACKEND = Backend(
+    name="tract",
+    summary="tract (Sonos): checks ONNX artifacts in one more runtime",
+    format="onnx",
+    runner=TractRunner,
+    extra="crosscheck",
+    packages=("tract",),
+    crosscheck=True,
+    color="tab:pink",
+    order=18,
+)
