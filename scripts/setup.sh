@@ -10,6 +10,28 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
 }
 
+# The CPU build of torch on Linux: the default PyPI build for Linux bundles CUDA (several GB). Where PyTorch's
+# CPU index cannot be reached (an offline mirror, a pip configured with local wheels), plain pip is used.
+TORCH_CPU_INDEX="${SDEPLOY_TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
+
+install_torch() {
+    if [ "$(uname -s)" = Linux ] && [ -n "$TORCH_CPU_INDEX" ] && reachable "$TORCH_CPU_INDEX"; then
+        python -m pip install --quiet torch==2.13.0 --index-url "$TORCH_CPU_INDEX"
+    else
+        python -m pip install --quiet torch==2.13.0
+    fi
+}
+
+reachable() {
+    python - "$1" <<'PY'
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=5).close()
+except Exception:
+    sys.exit(1)
+PY
+}
+
 # ensure_venv EXTRAS: .venv with torch and the package installed editable with these extras, then activated.
 ensure_venv() {
     local extras="$1" stamp=".venv/.sdeploy-setup"
@@ -25,9 +47,9 @@ ensure_venv() {
         step "environment is up to date (.venv, extras: $extras)"
         return
     fi
-    step "installing torch 2.13.0 (CPU) first, then shufflenet-deploy[$extras] (a few minutes the first time)"
+    step "installing torch 2.13.0 first, then shufflenet-deploy[$extras] (a few minutes the first time)"
     python -m pip install --quiet --upgrade pip
-    python -m pip install --quiet torch==2.13.0
+    install_torch
     python -m pip install --quiet -e ".[$extras]"
     printf '%s\n' "$want" > "$stamp"
 }

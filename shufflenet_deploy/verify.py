@@ -48,7 +48,7 @@ class RuntimeReport:
     key: str
     runtime: str
     precision: str
-    status: str  # pass | fail | error | unavailable
+    status: str  # pass | fail | error | unavailable | unsupported (a known bug of the runtime, with the reason)
     description: str = ""
     atol: float | None = None
     max_abs_error: float | None = None
@@ -65,6 +65,7 @@ class RuntimeReport:
     tolerance_rule: str | None = None
     first_divergent_unit: str | None = None
     locate: dict | None = None  # the bisection's probes, or why it could not run
+    required: bool = True  # False for a default cross-check: only its failures, not its known limits, count
 
 
 @dataclass
@@ -80,7 +81,8 @@ class VerifyReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.runtimes) and all(r.status == "pass" for r in self.runtimes)
+        counted = [r for r in self.runtimes if r.required or r.status != "unsupported"]
+        return bool(counted) and all(r.status == "pass" for r in counted)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -131,12 +133,13 @@ def verify(
         reference={"runtime": "torch eager", "ms_per_inference": reference_ms, "accuracy": accuracy(reference, inputs.targets),
                    "fp16_floor": None},
     )  # fmt: skip
-    for key, record, runtime in selected:
+    for key, record, runtime, required in selected:
         probabilities = ModelIO.from_record(record).probabilities
         expected = softmax(reference) if probabilities else reference
         floor = floors.get(probabilities) if record["precision"] == "fp16" else None
         checks = limits(record, expected, floor, atol)
-        result = _verify_artifact(export_dir, key, record, runtime, contract, inputs, expected, checks, threads)
+        result = _verify_artifact(export_dir, key, record, runtime, contract, inputs, expected, checks, threads, manifest)
+        result.required = required
         if (locate and result.status in ("pass", "fail")) or (locate is None and result.status == "fail"):
             _locate(result, reference_model, manifest, record, inputs, expected, checks, progress)
         report.runtimes.append(result)
@@ -179,8 +182,9 @@ def _locate(result: RuntimeReport, model, manifest, record, inputs, expected, ch
         task.done(found.first_divergent_unit or "no unit diverges")
 
 
-def _select_runs(manifest: dict, runtimes: list[str] | None) -> list[tuple[str, dict, str]]:
-    """(artifact key, record, runtime) to verify: the asked runtimes, or each format's own plus installed crosschecks."""
+def _select_runs(manifest: dict, runtimes: list[str] | None) -> list[tuple[str, dict, str, bool]]:
+    """(key, record, runtime, required) to verify: the asked runtimes (required), or each format's own (required)
+    plus its installed cross-checks (not required: their known limits do not fail the export)."""
     artifacts = manifest["artifacts"]
     for name in runtimes or []:
         check_runtime_name(name)
@@ -188,10 +192,10 @@ def _select_runs(manifest: dict, runtimes: list[str] | None) -> list[tuple[str, 
     for key, record in artifacts.items():
         fmt = record["format"]
         if runtimes:
-            runs += [(key, record, name) for name in runtimes if backend_for_runtime(name).format == fmt]
+            runs += [(key, record, name, True) for name in runtimes if backend_for_runtime(name).format == fmt]
         else:
-            runs.append((key, record, runtime_for(record)))
-            runs += [(key, record, name) for name in crosscheck_runtimes(fmt) if _installed(name)]
+            runs.append((key, record, runtime_for(record), True))
+            runs += [(key, record, name, False) for name in crosscheck_runtimes(fmt) if _installed(name)]
     if not runs:
         have = ", ".join(artifacts) or "none"
         raise SdeployError(f"the export has no artifact that runtime(s) {', '.join(runtimes or [])} can run (has: {have})")
@@ -228,7 +232,7 @@ def build_inputs(contract: InputContract, labels: list[str], samples: int, seed:
 
 
 def _verify_artifact(export_dir, key, record, runtime, contract, inputs, reference, checks: Limits,
-                     threads) -> RuntimeReport:  # fmt: skip
+                     threads, manifest) -> RuntimeReport:  # fmt: skip
     report = RuntimeReport(key=key, runtime=runtime, precision=record["precision"], status="error")
     problem = check_artifact(export_dir, key, record).problem
     if problem:
@@ -237,6 +241,10 @@ def _verify_artifact(export_dir, key, record, runtime, contract, inputs, referen
     try:
         runner_type = runner_class(runtime)
         runner_type.check_available()
+        known = runner_type.known_problem(record, manifest)
+        if known:
+            report.status, report.reason = "unsupported", known
+            return report
         runner = runner_type(export_dir, record, contract, threads)
         report.description = runner.description
         runner.run(inputs.tensors[:1])  # warm-up: first calls allocate and plan

@@ -203,6 +203,15 @@ class Runner(abc.ABC):
         return False
 
     @classmethod
+    def known_problem(cls, record: dict, manifest: dict) -> str | None:
+        """A bug of this runtime's installed version that makes it compute this artifact wrongly, or None.
+
+        verify reports such a combination as ``unsupported`` with the reason instead of failing the export
+        for a runtime's fault; asked for by name (``--runtime``), it still counts as not verified.
+        """
+        return None
+
+    @classmethod
     def platform_note(cls) -> str | None:
         """What a user should know about this runtime on this machine (``sdeploy doctor``)."""
         return None

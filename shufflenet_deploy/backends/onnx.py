@@ -1,7 +1,8 @@
 """ONNX: torch.export-based exporter (TorchScript exporter below opset 18), onnxsim, checker, metadata; onnxruntime.
 
-``--half`` stores fp16 weights; ``--quantize int8`` quantizes the simplified
-fp32 graph statically with onnxruntime (see :mod:`.onnx_int8`).
+``--half`` stores fp16 weights that a Cast turns back into fp32 (see :func:`_to_fp16`);
+``--quantize int8`` quantizes the simplified fp32 graph statically with
+onnxruntime (see :mod:`.onnx_int8`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class OnnxTarget(Target):
         nodes_after = len(model.graph.node)
         precision, exporter, details = "fp32", exporter + " + onnxsim", {}
         if options.half:
-            model, precision, exporter = _to_fp16(model), "fp16", exporter + " + float16 (fp32 I/O)"
+            model, precision, exporter = _to_fp16(model), "fp16", exporter + " + fp16 weights (fp32 compute and I/O)"
         elif options.int8:
             model, details["quantization"] = quantize_int8(model, ctx, INPUT_NAME)
             precision, exporter = "int8", exporter + " + onnxruntime quantize_static (QDQ, fp32 I/O)"
@@ -136,10 +137,32 @@ def _simplify(model, ctx: ExportContext):
 
 
 def _to_fp16(model):
-    from onnxconverter_common import float16
+    """Store every float32 weight as float16, each followed by a Cast back to float32.
 
-    # keep_io_types: callers still feed and read float32; Casts at the edges convert.
-    return float16.convert_float_to_float16(model, keep_io_types=True)
+    Half the file, and every runtime runs it: the graph still computes in
+    fp32 (runtimes fold the Casts into fp32 constants when they load it), only
+    the weights are rounded to fp16.  A graph that computes in fp16
+    (onnxconverter_common's float16 conversion) fails elsewhere: OpenCV's
+    classic DNN engine has no fp16 layers, tract 0.23 cannot type an fp16 Gemm
+    with bias (and runs fp16 convolutions over 100x slower on x86), and onnxruntime's
+    x86 CPU provider wraps each fp16 node in Casts, 1.3x slower than fp32.
+    """
+    import onnx
+
+    fp16_max = float(np.finfo(np.float16).max)
+    casts = []
+    for init in model.graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        name = init.name
+        weight = np.clip(onnx.numpy_helper.to_array(init), -fp16_max, fp16_max).astype(np.float16)
+        init.CopyFrom(onnx.numpy_helper.from_array(weight, f"{name}_fp16"))
+        casts.append(onnx.helper.make_node("Cast", [f"{name}_fp16"], [name], name=f"{name}_to_fp32",
+                                           to=onnx.TensorProto.FLOAT))  # fmt: skip
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
 
 
 def _set_metadata(model, ctx: ExportContext) -> None:
@@ -186,8 +209,8 @@ BACKEND = Backend(
     runner=OnnxRuntimeRunner,
     files="<arch>.onnx (-fp16, -int8)",
     extra="onnx",
-    packages=("onnx", "onnxscript", "onnxsim", "onnxconverter-common", "onnxruntime"),
-    modules=("onnx", "onnxsim", "onnxscript", "onnxconverter_common", "onnxruntime"),
+    packages=("onnx", "onnxscript", "onnxsim", "onnxruntime"),
+    modules=("onnx", "onnxsim", "onnxscript", "onnxruntime"),
     options=(
         Option("opset", int, DEFAULT_OPSET, "ONNX opset; below 18 uses the TorchScript-based exporter.",
                check=_check_opset),

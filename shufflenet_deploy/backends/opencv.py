@@ -17,6 +17,15 @@ class OpenCvRunner(Runner):
     extra = "crosscheck"
     engine = "ENGINE_AUTO"  # OpenCV 5's default: the new engine, the classic one only if parsing fails
 
+    @classmethod
+    def known_problem(cls, record: dict, manifest: dict) -> str | None:
+        import cv2
+
+        if record["precision"] == "int8" and cv2.__version__.startswith("5.0."):
+            return ("OpenCV 5.0's default DNN engine computes int8 1x1 convolutions wrongly when H x W is not a multiple "
+                    "of 8, and refuses this graph; run int8 ONNX with the classic engine (opencv-classic)")
+        return None
+
     def load(self) -> None:
         import cv2
 
@@ -37,6 +46,15 @@ class OpenCvRunner(Runner):
 class OpenCvClassicRunner(OpenCvRunner):
     name = "opencv-classic"
     engine = "ENGINE_CLASSIC"
+
+    @classmethod
+    def known_problem(cls, record: dict, manifest: dict) -> str | None:
+        import cv2
+
+        if manifest["family"] == "v1" and cv2.__version__.startswith("5.0."):
+            return ("OpenCV 5.0's classic engine averages padded 3x3 pools (ShuffleNet V1's stride-2 shortcut) "
+                    "wrongly, without an error")
+        return None
 
 
 def _record(runner: type[OpenCvRunner], engine: str, color: str, order: int) -> Backend:
