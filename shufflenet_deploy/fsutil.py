@@ -98,3 +98,19 @@ def free_bytes(folder: Path) -> int | None:
             except OSError:
                 return None
     return None
+
+
+def read_json_file(path: Path, what: str, max_bytes: int, hint: str = ""):
+    """A JSON document from an untrusted file: missing, oversized or malformed is one SdeployError naming ``what``."""
+    import json
+
+    from .errors import SdeployError
+
+    if not path.is_file():
+        raise SdeployError(f"{what} {path} is not a file{hint}")
+    if path.stat().st_size > max_bytes:
+        raise SdeployError(f"{what} {path} is over {max_bytes >> 20} MB, which sdeploy never writes{hint}")
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise SdeployError(f"{what} {path} is not valid JSON ({str(exc)[:80]}){hint}") from None

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from . import __version__
 from .errors import SdeployError
-from .fsutil import tree_sha256, tree_size, write_text_atomic
+from .fsutil import read_json_file, tree_sha256, tree_size, write_text_atomic
 from .labels import parse_labels
 from .preprocess import MAX_IMG_SIZE, InputContract
 
@@ -137,12 +137,7 @@ def read_manifest(export_dir: str | Path) -> dict:
     path = export_dir / MANIFEST_NAME
     if not path.is_file():
         raise SdeployError(f"no {MANIFEST_NAME} in {export_dir}: point at a directory written by 'sdeploy export'")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise SdeployError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MB, which no export writes; re-export")
-    try:
-        manifest = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise SdeployError(f"{path} is not valid JSON ({str(exc)[:80]}); re-run 'sdeploy export'") from None
+    manifest = read_json_file(path, "the manifest", MAX_MANIFEST_BYTES, "; re-run 'sdeploy export'")
     try:
         validate_manifest(manifest, export_dir)
     except SdeployError as exc:

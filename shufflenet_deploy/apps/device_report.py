@@ -9,7 +9,6 @@ judged with the tolerance ``bundle`` wrote for the artifact.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -17,9 +16,8 @@ import numpy as np
 
 from .. import parity
 from ..errors import SdeployError
+from ..fsutil import read_json_file
 from ..manifest import manifest_contract
-from ..modelio import ModelIO
-from ..predict import predict_logits, softmax
 from .selftest import REPORT_SCHEMA, app_expected, pixels_sha256, selftest_images
 
 MAX_REPORT_BYTES = 8 << 20
@@ -60,14 +58,7 @@ def judge_device_report(path: str | Path, export_dir: Path, manifest: dict, mode
 
 
 def read_device_report(path: Path) -> dict:
-    if not path.is_file():
-        raise SdeployError(f"--device-report {path} is not a file")
-    if path.stat().st_size > MAX_REPORT_BYTES:
-        raise SdeployError(f"--device-report {path} is over {MAX_REPORT_BYTES >> 20} MB, which no self-test writes")
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise SdeployError(f"--device-report {path} is not valid JSON ({str(exc)[:80]})") from None
+    data = read_json_file(path, "--device-report", MAX_REPORT_BYTES)
     if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
         raise SdeployError(f"--device-report {path} is not a device report (expected schema {REPORT_SCHEMA})")
     if not isinstance(data.get("sha256"), str) or not isinstance(data.get("images"), list) or not data["images"]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, Runner
+from .base import Runner, crosscheck_backend
 
 
 class OpenCvRunner(Runner):
@@ -57,13 +57,9 @@ class OpenCvClassicRunner(OpenCvRunner):
         return None
 
 
-def _record(runner: type[OpenCvRunner], engine: str, color: str, order: int) -> Backend:
-    return Backend(name=runner.name, summary=f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
-                   format="onnx", runner=runner, extra="crosscheck", packages=("opencv-python-headless",),
-                   crosscheck=True, color=color, order=order)  # fmt: skip
-
-
-BACKENDS = (
-    _record(OpenCvRunner, "default", "tab:olive", 16),
-    _record(OpenCvClassicRunner, "classic", "tab:brown", 17),
-)
+BACKENDS = tuple(
+    crosscheck_backend(runner, f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
+                       "opencv-python-headless", color, order)
+    for runner, engine, color, order in ((OpenCvRunner, "default", "tab:olive", 16),
+                                         (OpenCvClassicRunner, "classic", "tab:brown", 17))
+)  # fmt: skip

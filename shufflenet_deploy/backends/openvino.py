@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, Runner
+from .base import Runner, crosscheck_backend
 
 
 class OpenVinoRunner(Runner):
@@ -50,14 +50,5 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-")[0].split(".")[:2] if part.isdigit())
 
 
-BACKEND = Backend(
-    name="openvino",
-    summary="OpenVINO CPU (f32): checks ONNX artifacts in a second runtime",
-    format="onnx",
-    runner=OpenVinoRunner,
-    extra="crosscheck",
-    packages=("openvino",),
-    crosscheck=True,
-    color="tab:cyan",
-    order=15,
-)
+BACKEND = crosscheck_backend(OpenVinoRunner, "OpenVINO CPU (f32): checks ONNX artifacts in a second runtime", "openvino",
+                             "tab:cyan", 15)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, Runner
+from .base import Runner, crosscheck_backend
 
 
 class TractRunner(Runner):
@@ -30,14 +30,4 @@ class TractRunner(Runner):
         return f"tract {self.version} (single-threaded)"
 
 
-BACKEND = Backend(
-    name="tract",
-    summary="tract (Sonos): checks ONNX artifacts in one more runtime",
-    format="onnx",
-    runner=TractRunner,
-    extra="crosscheck",
-    packages=("tract",),
-    crosscheck=True,
-    color="tab:pink",
-    order=18,
-)
+BACKEND = crosscheck_backend(TractRunner, "tract (Sonos): checks ONNX artifacts in one more runtime", "tract", "tab:pink", 18)
