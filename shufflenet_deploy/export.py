@@ -24,7 +24,7 @@ from .backends.calibration import Calibration, load_calibration
 from .errors import SdeployError, describe_os_error, missing_modules, os_error
 from .exportdir import LOCK_NAME, Commit, commit, locked, staging_dir, tidy
 from .fsutil import check_writable, remove_path
-from .labels import read_labels_file
+from .labels import labels_text, read_labels_file
 from .modelio import ModelIO, adapt
 from .manifest import (
     LABELS_NAME,
@@ -219,7 +219,7 @@ def _check_file_names(names: list[str], arch: str, options: ExportOptions) -> No
 
 def _identity(loaded: LoadedModel, labels: list[str]) -> dict:
     """The manifest without artifacts: what makes two exports the same model."""
-    labels_sha = hashlib.sha256(_labels_text(labels).encode()).hexdigest()
+    labels_sha = hashlib.sha256(labels_text(labels).encode()).hexdigest()
     return new_manifest(arch=loaded.arch.name, family=loaded.arch.family, num_classes=loaded.weights.num_classes,
                         weights=_weights_record(loaded), contract=loaded.weights.contract, labels_sha256=labels_sha,
                         artifacts={})  # fmt: skip
@@ -232,10 +232,6 @@ def _weights_record(loaded: LoadedModel) -> dict:
         record["source"] = str(Path(record.pop("location")).resolve())
         record["file"] = WEIGHTS_NAME
     return record
-
-
-def _labels_text(labels: list[str]) -> str:
-    return "\n".join(labels) + "\n"
 
 
 def _check_existing(export_dir: Path, identity: dict, names: list[str], arch: str, options: ExportOptions,
@@ -365,7 +361,7 @@ def _commit(export_dir: Path, staging: Path, loaded: LoadedModel, labels: list[s
             staged: dict[str, _Staged], skipped: dict[str, str], force: bool) -> dict:  # fmt: skip
     """Merge with the directory's current manifest and switch to the new files, under the lock."""
     try:
-        (staging / LABELS_NAME).write_text(_labels_text(labels), "utf-8")
+        (staging / LABELS_NAME).write_text(labels_text(labels), "utf-8")
         if loaded.weights.kind == "file":
             shutil.copyfile(loaded.weights.location, staging / WEIGHTS_NAME)
     except OSError as exc:

@@ -28,6 +28,11 @@ def default_labels(num_classes: int) -> list[str]:
     return placeholder_labels(num_classes)
 
 
+def labels_text(labels) -> str:
+    """The labels file's text, one label per line (parse_labels reads it back)."""
+    return "\n".join(labels) + "\n"
+
+
 def parse_labels(text: str) -> list[str]:
     """One label per line, surrounding spaces dropped; blank lines at the end are ignored."""
     lines = text.splitlines()

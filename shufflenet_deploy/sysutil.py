@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import signal
+import sys
 import tempfile
 import threading
 import warnings
@@ -55,8 +56,33 @@ def captured_output(log: io.StringIO, loggers: tuple[str, ...] = TORCH_LOGGERS, 
     if not enabled:
         yield
         return
-    with quiet_loggers(loggers), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with quiet_loggers(loggers), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), native_stderr_to_python():
         yield
+
+
+@contextlib.contextmanager
+def native_stderr_to_python(drop: tuple[str, ...] = ()) -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 during the block to Python's ``sys.stderr``, minus ``drop``.
+
+    C++ converters and runtimes (absl, TFLite, oneDNN) log straight to
+    descriptor 2, past ``contextlib.redirect_stderr``; routed through
+    ``sys.stderr``, their lines land in the export log like everything else.
+    """
+    if sys.__stderr__ is None:  # no descriptor 2 to take over (pythonw, some embedders)
+        yield
+        return
+    sys.__stderr__.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if line.rstrip() not in drop))
 
 
 @contextlib.contextmanager

@@ -75,7 +75,7 @@ def test_unknown_arch_suggests_close_names(command, gray_image):
 
 def test_info_rejects_a_tiny_image_size():
     result = run_cli("info", "v2_x1_0", "--img-size", "16")
-    assert result.exit_code == 2 and "16 is not in the range x>=32" in result.stderr
+    assert result.exit_code == 2 and "16 is not in the range 32<=x<=2048" in result.stderr
 
 
 def test_classify_prints_top5(gray_image):

@@ -36,7 +36,8 @@ def test_every_runtime_passes_parity(arch, precision, export_cache):
     assert report.passed, statuses
     assert {r.key for r in report.runtimes} == set(read_manifest(export_dir)["artifacts"])
     for r in report.runtimes:
-        assert r.top1_agreement is not None and r.ms_per_inference > 0
+        if r.status != "unsupported":  # a known bug of a cross-check runtime (OpenCV classic on V1), with its reason
+            assert r.top1_agreement is not None and r.ms_per_inference > 0
 
 
 def copy_export(export_dir, tmp_path):
@@ -65,14 +66,18 @@ def test_a_changed_weight_fails_numerically_and_names_the_runtime(export_cache, 
     onnx.save(model, path)
     rewrite_hash(export_dir, "onnx")
 
-    result = run_cli("verify", export_dir, "--samples", "4")
+    result = run_cli("verify", export_dir, "--samples", "4", "--runtime", "onnxruntime", "--runtime", "ncnn")
     assert result.exit_code == 1
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("onnx", "ncnn"))}
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.endswith(("PASS", "FAIL"))}
     assert rows["onnx"].endswith("FAIL") and "onnxruntime" in rows["onnx"]
     assert rows["ncnn"].endswith("PASS")
     assert "FAILED" in result.stdout
     # Re-exported now, every part of the network matches: the file was changed after the export.
     assert "onnx (onnxruntime): the network re-exported now matches eager at every probe" in result.stdout
+    # The same file in the other ONNX runtimes fails too: the change is in the artifact, not a runtime.
+    others = run_cli("verify", export_dir, "--samples", "4", "--no-locate", "--json", "-")
+    onnx_rows = [r for r in json.loads(others.stdout)["runtimes"] if r["key"] == "onnx"]
+    assert len(onnx_rows) > 1 and all(r["status"] == "fail" for r in onnx_rows), onnx_rows
 
 
 def test_a_changed_byte_in_the_ncnn_weights_fails(export_cache, tmp_path):
@@ -85,7 +90,8 @@ def test_a_changed_byte_in_the_ncnn_weights_fails(export_cache, tmp_path):
     rewrite_hash(export_dir, "ncnn")
     report = verify(export_dir, samples=4, locate=False, progress=False)
     status = {r.runtime: r.status for r in report.runtimes}
-    assert status == {"onnxruntime": "pass", "ncnn": "fail"}
+    assert status["ncnn"] == "fail" and status["onnxruntime"] == "pass"
+    assert {s for runtime, s in status.items() if runtime != "ncnn"} == {"pass"}
 
 
 def test_a_file_that_does_not_match_the_manifest_is_an_error_not_a_skip(export_cache, tmp_path):

@@ -59,3 +59,16 @@ def load_calibration(folder: str | Path, contract: InputContract, limit: int) ->
     chosen = evenly_spaced(paths, limit)
     tensors = np.stack([preprocess(path, contract) for path in chosen]).astype(np.float32, copy=False)
     return Calibration(tensors, str(folder), len(paths))
+
+
+def fixed_batches(tensors: np.ndarray, batch: int | None) -> list[np.ndarray]:
+    """Fixed-batch models take exactly ``batch`` inputs: the last chunk repeats its final image
+    (MinMax ranges ignore repeats); dynamic-batch models (``None``) get one image per call."""
+    size = batch or 1
+    chunks = []
+    for start in range(0, len(tensors), size):
+        chunk = tensors[start : start + size]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+        chunks.append(np.ascontiguousarray(chunk))
+    return chunks

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..modelio import to_model_input
 from .base import ExportContext
-from .calibration import Calibration
+from .calibration import Calibration, fixed_batches
 
 #: Transpose permutation of ShuffleNet's (N, groups, C/groups, H, W) channel shuffle.
 SHUFFLE_PERM = [0, 2, 1, 3, 4]
@@ -121,7 +121,7 @@ class CalibrationFeed:
     Iterating yields every input dict once more, from the start (for :func:`shared_ranges`)."""
 
     def __init__(self, calibration: Calibration, input_name: str, batch: int | None):
-        self.batches = _batches(calibration.tensors, batch)
+        self.batches = fixed_batches(calibration.tensors, batch)
         self.input_name = input_name
         self.pending = iter(self.batches)
 
@@ -141,19 +141,6 @@ class CalibrationFeed:
     def stride(self, most: int) -> int:
         """The largest slice size up to ``most`` that divides the batches evenly (onnxruntime requires that)."""
         return max(size for size in range(1, most + 1) if len(self) % size == 0)
-
-
-def _batches(tensors: np.ndarray, batch: int | None) -> list[np.ndarray]:
-    """Fixed-batch models take exactly ``batch`` inputs: the last chunk repeats its final image
-    (MinMax ranges ignore repeats); dynamic-batch models (``None``) get one image per call."""
-    size = batch or 1
-    chunks = []
-    for start in range(0, len(tensors), size):
-        chunk = tensors[start : start + size]
-        if len(chunk) < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
-        chunks.append(np.ascontiguousarray(chunk))
-    return chunks
 
 
 def _calibration_batch(model, input_name: str) -> int | None:

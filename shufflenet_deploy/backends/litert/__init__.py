@@ -35,6 +35,6 @@ BACKEND = Backend(
     bench_variants={"fp32": {}, "fp16": {"half": True}, "int8": {"quantize": "int8"}},
     # NHWC: what Android bitmaps hold and what TFLite image metadata describes (and ~5 % faster in XNNPACK).
     apps={"android": AppBinding("model.tflite", export_options={"layout": "nhwc"}, check=_check_android_app)},
-    color="tab:cyan",
+    color="goldenrod",  # the ten tab: colours are all taken by other backends
     order=60,
 )

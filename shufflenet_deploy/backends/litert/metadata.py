@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...labels import labels_text
 from ...modelio import NHWC, PIXELS
 
 #: The ``Model.metadata`` entry that holds the metadata buffer (tflite-support's MetadataPopulator).
@@ -87,7 +88,7 @@ class ClassifierMetadata:
             std = tuple(s / contract.scale for s in contract.std)
             color = "RGB" if contract.color_order == "RGB" else "UNKNOWN"
             what = f"{contract.color_order} image, normalised per channel: (pixel - mean) / std"
-        output = "probabilities (softmax inside the model)" if io.probabilities else "logits (apply softmax for probabilities)"
+        output = "probabilities (softmax in the model)" if io.probabilities else "logits (softmax gives probabilities)"
         return cls(
             name=meta.get("arch", ctx.arch),
             description=meta.get("description", ""),
@@ -108,7 +109,8 @@ class ClassifierMetadata:
 
     def files(self) -> dict[str, bytes]:
         """The associated files, by name, as they go into the appended zip."""
-        return {LABELS_FILE: ("\n".join(self.labels) + "\n").encode("utf-8"), SDEPLOY_FILE: self.sdeploy_json.encode("utf-8")}
+        labels = labels_text(self.labels).encode("utf-8")
+        return {LABELS_FILE: labels, SDEPLOY_FILE: self.sdeploy_json.encode("utf-8")}
 
     def summary(self) -> dict:
         """What the manifest records about the metadata."""
@@ -146,7 +148,7 @@ class _Writer:
             self.builder.PrependUOffsetTRelative(offset)
         return self.builder.EndVector()
 
-    def table(self, offsets: dict[int, int], bytes_: dict[int, int] | None = None, uints: dict[int, int] | None = None) -> int:
+    def table(self, offsets: dict[int, int], bytes_: dict[int, int] | None = None, uints: dict | None = None) -> int:
         """A table from field slots (declaration order; a union takes two: its type byte, then its value)."""
         b = self.builder
         slots = max([-1, *offsets, *(bytes_ or {}), *(uints or {})]) + 1
@@ -189,7 +191,8 @@ def _input_tensor(w: _Writer, meta: ClassifierMetadata) -> int:
     if meta.layout == NHWC:
         size = w.table({}, uints={0: meta.img_size, 1: meta.img_size})  # ImageSize {width, height}
         color = next(k for k, v in COLOR_SPACES.items() if v == meta.color_space)
-        properties, kind = w.table({1: size}, bytes_={0: color}), CONTENT_IMAGE  # ImageProperties {color_space, default_size}
+        # ImageProperties {color_space, default_size}
+        properties, kind = w.table({1: size}, bytes_={0: color}), CONTENT_IMAGE
         dims = ["batch", "height", "width", "channels"]
     else:  # image properties describe NHWC images only (the Task Library refuses others)
         properties, kind = w.table({}), CONTENT_FEATURE

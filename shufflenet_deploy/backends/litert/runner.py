@@ -8,15 +8,12 @@ supports to XNNPACK, as the app's CPU path does.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ... import sysutil
 from ..base import Runner
 
 DELEGATE_OP = "DELEGATE"  # what a delegated partition shows as in the interpreter's op list
@@ -24,29 +21,9 @@ DELEGATE_OP = "DELEGATE"  # what a delegated partition shows as in the interpret
 XNNPACK_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
-@contextlib.contextmanager
-def native_stderr_to_python(drop: tuple[str, ...] = (XNNPACK_BANNER,)) -> Iterator[None]:
-    """Send what C++ code writes to file descriptor 2 during the block to Python's ``sys.stderr``, minus ``drop``.
-
-    LiteRT and its converter log from C++ (absl, TFLite's logger) straight to
-    descriptor 2, past ``contextlib.redirect_stderr``: so the exporter's quiet
-    mode catches these logs too, and the runtime's banner stays out of reports.
-    """
-    if sys.__stderr__ is None:  # no descriptor 2 to take over (pythonw, some embedders)
-        yield
-        return
-    sys.__stderr__.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines = sink.read().decode("utf-8", errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if line.rstrip() not in drop))
+def native_stderr_to_python() -> contextlib.AbstractContextManager[None]:
+    """Native logs into Python's ``sys.stderr``, without the XNNPACK banner (the runner's description says so)."""
+    return sysutil.native_stderr_to_python(drop=(XNNPACK_BANNER,))
 
 
 def make_interpreter(model: bytes | Path, threads: int | None = None, xnnpack: bool = True):
@@ -116,5 +93,6 @@ class LiteRTRunner(Runner):
 
     @property
     def description(self) -> str:
-        xnnpack = f"XNNPACK ({self.partitions} partition{'s' if self.partitions != 1 else ''})" if self.partitions else "no XNNPACK"
+        plural = "s" if self.partitions != 1 else ""
+        xnnpack = f"XNNPACK ({self.partitions} partition{plural})" if self.partitions else "no XNNPACK"
         return f"ai-edge-litert {self.version} Interpreter, CPU, {xnnpack}, {self.threads or 'default'} threads"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from ...manifest import tool_versions
 from ...modelio import to_model_input
 from ...nets.common import Truncated
 from ..base import Artifact, ExportContext, Target
-from ..onnx_int8 import _batches as fixed_batches
+from ..calibration import fixed_batches
 from ..options import ExportOptions
 from . import quantize
 from .metadata import ClassifierMetadata, attach_metadata
@@ -132,8 +133,7 @@ class ZeroPadMaxPool(nn.Module):
 
 def zero_pad_maxpools(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose padded max-pools that follow a ReLU pad with zeros (``model`` itself if none)."""
-    pools = _pools_after_relu(model)
-    if not pools:
+    if not _pools_after_relu(model):
         return model
     model = copy.deepcopy(model)
     replaced = {id(pool) for pool in _pools_after_relu(model)}
@@ -153,9 +153,9 @@ def _pools_after_relu(model: nn.Module) -> list[nn.MaxPool2d]:
     """Padded max-pools whose input is a ReLU's output, found in the networks' ordered units (and their prefixes)."""
     found = []
     for units in _unit_sequences(model):
-        for before, unit in zip(units, units[1:]):
+        for before, unit in pairwise(units):
             plain = isinstance(unit, nn.MaxPool2d) and unit.dilation == 1 and not unit.ceil_mode
-            if plain and unit.padding and isinstance(_last_leaf(before), nn.ReLU):
+            if plain and unit.padding and _ends_in_relu(before):
                 found.append(unit)
     return found
 
@@ -168,5 +168,8 @@ def _unit_sequences(model: nn.Module) -> Iterator[list[nn.Module]]:
             yield [unit for _, unit in module.units()]
 
 
-def _last_leaf(module: nn.Module) -> nn.Module:
-    return list(module.modules())[-1]
+def _ends_in_relu(module: nn.Module) -> bool:
+    """Whether the module's output is a ReLU's (only a Sequential's last child is surely what it returns)."""
+    if isinstance(module, nn.Sequential) and len(module):
+        return _ends_in_relu(module[-1])
+    return isinstance(module, nn.ReLU)
