@@ -28,7 +28,7 @@ from .errors import SdeployError
 from .manifest import artifact_record, manifest_contract
 from .nets.common import Truncated
 from .sysutil import TORCH_LOGGERS, captured_output, private_tempdir
-from .tolerances import FP16_ABS_MULTIPLE, fp16_floor
+from .tolerances import fp16_floor, fp16_rule
 
 #: Inputs used per probe: enough to see a divergence, few enough to keep each export-and-run quick.
 LOCATE_INPUTS = 4
@@ -65,7 +65,7 @@ def locate(model: nn.Module, manifest: dict, record: dict, runtime: str, inputs:
     """Bisect the units of ``model`` for the first whose output in ``runtime`` diverges.
 
     Diverged means a relative error over ``threshold`` (the artifact's own
-    tolerance); for an fp16 artifact, over ``FP16_ABS_MULTIPLE`` times the fp16
+    tolerance); for an fp16 artifact, over the format's multiple of the fp16
     floor of the network cut at that unit, as verify judges the whole network.
     """
     if "options" not in record:
@@ -73,7 +73,8 @@ def locate(model: nn.Module, manifest: dict, record: dict, runtime: str, inputs:
                            "re-export it with this sdeploy")  # fmt: skip
     names = [name for name, _ in model.units()]
     fp16 = record["precision"] == "fp16"
-    rule = (f"relative error over {FP16_ABS_MULTIPLE:g}x the fp16 floor of the network up to the unit" if fp16
+    multiple = fp16_rule(record).abs_multiple
+    rule = (f"relative error over {multiple:g}x the fp16 floor of the network up to the unit" if fp16
             else f"relative error over {threshold:.2g}")  # fmt: skip
     probe = _Prober(model, manifest, record, runtime, inputs[:LOCATE_INPUTS], threshold, fp16, progress)
     low, high = 0, len(names) - 1  # invariant: units before `low` are fine; unit `high` diverges
@@ -115,7 +116,7 @@ class _Prober:
             threshold = self.threshold
             if self.fp16:
                 floor = fp16_floor(part, self.inputs, expected.reshape(len(self.inputs), -1))
-                threshold = max(FP16_ABS_MULTIPLE * floor.max_abs_error / spread, self.threshold)
+                threshold = max(fp16_rule(self.record).abs_multiple * floor.max_abs_error / spread, self.threshold)
             self.cache[index] = UnitError(part.names[-1], index, error, error / spread, threshold)
         return self.cache[index]
 

@@ -7,7 +7,8 @@ lets real bugs through or fails sound artifacts (both happened).  Instead,
 verify measures the *fp16 noise floor* of the very model and inputs it
 checks: the eager network run with its weights and every layer's output
 rounded to fp16 (computing in fp32 in between), compared with the fp32 run.
-An fp16 artifact may then be off by a fixed multiple of that floor: runtimes
+An fp16 artifact may then be off by a fixed multiple of that floor (a backend
+whose runtime computes in fp16 throughout declares larger ones): runtimes
 round at more points than the emulation (fp16 arithmetic, fused ops), but a
 converter bug (a dropped layer, swapped channels, a mis-scaled weight)
 shows up as error many times the floor.  The multiples come from measuring
@@ -25,9 +26,6 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-#: An fp16 artifact may be off by this many times the emulated fp16 error (max abs, and 1 - cosine).
-FP16_ABS_MULTIPLE = 4.0
-FP16_COSINE_MULTIPLE = 8.0
 #: Never looser than this, whatever the floor: a model whose outputs fp16 rounding alone moves further
 #: (overflow, or a network too sensitive) is not safe to run in fp16, and its fp16 artifacts fail.
 FP16_MAX_REL_ERROR, FP16_MIN_COSINE = 0.05, 0.99
@@ -50,6 +48,21 @@ DEFAULT_TOLERANCES = {
 
 
 @dataclass(frozen=True)
+class Fp16Rule:
+    """An fp16 artifact may be off by these multiples of the emulated fp16 error (max abs, and 1 - cosine).
+
+    A backend whose runtime rounds at many more points than the emulation (fp16 accumulation in every
+    GEMM) declares its own, measured, in its record's ``tolerances["fp16"]``.
+    """
+
+    abs_multiple: float = 4.0
+    cosine_multiple: float = 8.0
+
+
+FP16_RULE = Fp16Rule()
+
+
+@dataclass(frozen=True)
 class Fp16Floor:
     """What rounding weights and activations to fp16 alone does to these logits."""
 
@@ -69,16 +82,26 @@ class Limits:
     rule: str
 
 
-def _fp16_limits(floor: Fp16Floor, spread: float, atol: float | None) -> Limits:
-    derived = FP16_ABS_MULTIPLE * floor.max_abs_error
-    capped = derived > FP16_MAX_REL_ERROR * spread or floor.cosine_gap * FP16_COSINE_MULTIPLE > 1 - FP16_MIN_COSINE
+def _fp16_limits(floor: Fp16Floor, spread: float, atol: float | None, multiples: Fp16Rule) -> Limits:
+    derived = multiples.abs_multiple * floor.max_abs_error
+    widest_gap = 1 - FP16_MIN_COSINE
+    capped = derived > FP16_MAX_REL_ERROR * spread or floor.cosine_gap * multiples.cosine_multiple > widest_gap
     derived = min(max(derived, DEFAULT_TOLERANCES["fp32"].max_rel_error * spread), FP16_MAX_REL_ERROR * spread)
-    min_cosine = max(1.0 - FP16_COSINE_MULTIPLE * max(floor.cosine_gap, 1e-7), FP16_MIN_COSINE)
-    rule = f"fp16: {FP16_ABS_MULTIPLE:g}x the measured fp16 floor ({floor.max_abs_error:.3g} abs, cosine gap {floor.cosine_gap:.2g})"
+    min_cosine = max(1.0 - multiples.cosine_multiple * max(floor.cosine_gap, 1e-7), FP16_MIN_COSINE)
+    rule = (f"fp16: {multiples.abs_multiple:g}x the measured fp16 floor ({floor.max_abs_error:.3g} abs), "
+            f"{multiples.cosine_multiple:g}x its cosine gap ({floor.cosine_gap:.2g})")  # fmt: skip
     if capped:
         rule += (f", capped at {FP16_MAX_REL_ERROR:g} of the range and cosine {FP16_MIN_COSINE}: fp16 rounding alone "
                  "moves this model's outputs that far, so it is not safe in fp16 on these inputs")  # fmt: skip
     return Limits(atol if atol is not None else derived, min_cosine, rule)
+
+
+def fp16_rule(record: dict) -> Fp16Rule:
+    """The multiples of the fp16 floor that an fp16 artifact of this record's format may reach."""
+    from .backends import format_backend
+
+    own = format_backend(record["format"]).tolerances.get("fp16")
+    return own if isinstance(own, Fp16Rule) else FP16_RULE
 
 
 def fp16_floor(model: nn.Module, inputs: np.ndarray, reference: np.ndarray, probabilities: bool = False) -> Fp16Floor:
@@ -137,8 +160,8 @@ def limits(record: dict, reference: np.ndarray, floor: Fp16Floor | None, atol: f
     precision = record["precision"]
     spread = float(reference.max() - reference.min()) or 1.0
     own = format_backend(record["format"]).tolerances.get(precision)
-    if own is None and precision == "fp16" and floor is not None:
-        return _fp16_limits(floor, spread, atol)
+    if precision == "fp16" and floor is not None and (own is None or isinstance(own, Fp16Rule)):
+        return _fp16_limits(floor, spread, atol, fp16_rule(record))
     tolerance = own or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
     rule = f"{precision}: {tolerance.max_rel_error:g} of the logit range, cosine {tolerance.min_cosine}"
     return Limits(atol if atol is not None else tolerance.max_rel_error * spread, tolerance.min_cosine, rule)

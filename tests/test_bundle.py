@@ -86,7 +86,7 @@ def test_web_preprocessing_reproduces_python_for_every_v2_model_json(export_cach
     assert len({c.resize_size for c in contracts.values()}) == 2
     golden = write_golden(tmp_path / "golden", contracts).parent
     proc = subprocess.run(
-        [node, "--test", "tests/preprocess.test.mjs"], cwd=REPO / "web_demo", capture_output=True, text=True,
+        [node, "--test", "--test-reporter=tap", "tests/preprocess.test.mjs"], cwd=REPO / "web_demo", capture_output=True, text=True,
         env={"SDEPLOY_GOLDEN_DIR": str(golden), "PATH": ""}, timeout=120, check=False,
     )  # fmt: skip
     output = proc.stdout + proc.stderr

@@ -15,7 +15,9 @@ from shufflenet_deploy.zoo import load_model
 
 pytestmark = pytest.mark.slow
 
-ALL_RUNTIMES = {"onnxruntime", "torchscript", "coreml", "ncnn"}
+#: Every format's own runtime, and the ONNX cross-checks (CI installs every extra).
+ALL_RUNTIMES = {"onnxruntime", "torchscript", "coreml", "ncnn", "executorch", "litert",
+                "openvino", "opencv", "opencv-classic", "tract"}
 PRECISIONS = {
     "fp32": {"precision": "fp32"},  # every artifact fp32, Core ML too
     "fp16": {"half": True},  # Core ML's default fp16 compute precision; TorchScript Mobile stays fp32

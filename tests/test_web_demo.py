@@ -102,7 +102,8 @@ def _golden(dest: Path) -> Path:
 def _run_node_tests(golden_dir: Path, *files: str) -> tuple[int, str]:
     env = {**os.environ, "SDEPLOY_GOLDEN_DIR": str(golden_dir)}
     proc = subprocess.run(
-        [_need_node(), "--test", *(files or ("tests/",))],
+        # Files, not the folder: Node 22+ reads `--test` arguments as globs, so `tests/` would match nothing.
+        [_need_node(), "--test", "--test-reporter=tap", *(files or sorted(str(p.relative_to(WEB)) for p in (WEB / "tests").glob("*.test.mjs")))],
         check=False, cwd=WEB, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     return proc.returncode, proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ from conftest import assert_one_line_error, run_cli, run_sdeploy
 
 from shufflenet_deploy import SdeployError, create_model, get_arch, load_model
 from shufflenet_deploy import weights as weights_mod
+from shufflenet_deploy.errors import FAILURE_EXIT_CODE
 from shufflenet_deploy.nets import registry
 from shufflenet_deploy.weights import (
     PretrainedWeights,
@@ -40,14 +41,15 @@ def served_weights(file_server, torch_home, monkeypatch):
     filename = f"shufflenetv2_x0.5-{digest[:10]}.pth"
     file_server.files[filename] = body
     spec = get_arch(ARCH)
-    published = replace(spec.pretrained, url=f"{file_server.url}/{filename}")
+    # Listed size as its publisher would round it: our random checkpoint is not byte-identical to torchvision's.
+    published = replace(spec.pretrained, url=f"{file_server.url}/{filename}", size_mib=round(len(body) / 2**20, 3))
     monkeypatch.setitem(registry._REGISTRY, ARCH, replace(spec, pretrained=published))
     return published, state, body
 
 
 def cached_files(torch_home):
     folder = torch_home / "hub" / "checkpoints"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.exists() else []
 
 
 # ---------------------------------------------------------------- download
@@ -89,7 +91,7 @@ def test_download_shows_progress_on_stderr(served_weights, gray_image):
 def test_corrupt_cache_entry_is_downloaded_again(served_weights, torch_home, file_server):
     published, _, body = served_weights
     cached = torch_home / "hub" / "checkpoints" / published.filename
-    cached.parent.mkdir(parents=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"garbage")
     load_model(ARCH, "imagenet", progress=False)
     assert cached.read_bytes() == body
@@ -100,7 +102,7 @@ def test_hash_mismatch_is_an_error_and_caches_nothing(served_weights, torch_home
     published, _, _ = served_weights
     file_server.files[published.filename] = b"not the file the hash describes"
     result = run_cli("classify", "--arch", ARCH, gray_image)
-    assert_one_line_error(result, "sha256", "expected", published.hash_prefix)
+    assert_one_line_error(result, "sha256", "expected", published.hash_prefix, code=FAILURE_EXIT_CODE)
     assert cached_files(torch_home) == []
 
 
@@ -108,7 +110,7 @@ def test_interrupted_download_is_an_error_and_caches_nothing(served_weights, tor
     published, _, _ = served_weights
     file_server.truncated.add(published.filename)
     result = run_cli("classify", "--arch", ARCH, gray_image)
-    assert_one_line_error(result, "interrupted", "--weights PATH")
+    assert_one_line_error(result, "interrupted", "--weights PATH", code=FAILURE_EXIT_CODE)
     assert cached_files(torch_home) == []
 
 
@@ -116,7 +118,7 @@ def test_offline_download_error_says_what_to_do(torch_home, tmp_path, gray_image
     # The real entry point, the real registry URL file name, a mirror nobody listens on.
     env = {**_env(torch_home), "SDEPLOY_WEIGHTS_MIRROR": "http://127.0.0.1:9"}
     result = run_sdeploy("classify", "--arch", ARCH, gray_image, env=env)
-    assert_one_line_error(result, "could not download", "shufflenetv2_x0.5-f707e7126e.pth", "--weights PATH", "--weights random")
+    assert_one_line_error(result, "could not download", "shufflenetv2_x0.5-f707e7126e.pth", "--weights PATH", "--weights random", code=FAILURE_EXIT_CODE)
 
 
 def test_mirror_serves_the_published_file_names(file_server, torch_home, monkeypatch):

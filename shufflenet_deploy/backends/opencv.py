@@ -10,6 +10,8 @@ import numpy as np
 
 from .base import Runner, crosscheck_backend
 
+LAST_STAGE_STRIDE = 32
+
 
 class OpenCvRunner(Runner):
     name = "opencv"
@@ -51,9 +53,14 @@ class OpenCvClassicRunner(OpenCvRunner):
     def known_problem(cls, record: dict, manifest: dict) -> str | None:
         import cv2
 
-        if manifest["family"] == "v1" and cv2.__version__.startswith("5.0."):
+        if not cv2.__version__.startswith("5.0."):
+            return None
+        if manifest["family"] == "v1":
             return ("OpenCV 5.0's classic engine averages padded 3x3 pools (ShuffleNet V1's stride-2 shortcut) "
                     "wrongly, without an error")
+        if manifest["input"]["img_size"] <= LAST_STAGE_STRIDE:
+            return ("OpenCV 5.0's classic engine computes ShuffleNet V2 wrongly, without an error, when its last "
+                    f"stage runs on a 1x1 map (inputs of {LAST_STAGE_STRIDE} px or less); export at a larger --img-size")
         return None
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import SdeployError
 from ..modelio import ModelIO
+from ..sysutil import torch_threads
 from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, batch_dim
 from .options import Option
 
@@ -123,14 +124,8 @@ class LiteInterpreterRunner(Runner):
         self.module = _load_for_lite_interpreter(str(self.path))
 
     def run_fixed(self, batch: np.ndarray) -> np.ndarray:
-        previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.no_grad():
-                return self.module(torch.from_numpy(batch)).numpy()
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.threads or None), torch.no_grad():
+            return self.module(torch.from_numpy(batch)).numpy()
 
     @property
     def description(self) -> str:
