@@ -24,3 +24,14 @@ def write_digits(out: Path, **overrides) -> Path:
     """Write the digits dataset under ``out`` (train/ and heldout/) and return ``out``."""
     make_digits_module().write_digits(out, **{**DIGITS_ARGS, **overrides})
     return out
+
+
+#: An int8 artifact may get at most this many more held-out digits wrong than eager PyTorch.
+INT8_MAX_EXTRA_ERRORS = 4
+
+
+def recorded_heldout() -> dict:
+    """The checkpoint's own held-out result: ``{"correct": ..., "total": ..., "accuracy": ...}``."""
+    from shufflenet_deploy import load_model
+
+    return load_model(None, DIGITS_CHECKPOINT).weights.extra["training"]["heldout"]

@@ -15,7 +15,7 @@ from shufflenet_deploy.zoo import load_model
 
 pytestmark = pytest.mark.slow
 
-#: Every format's own runtime, and the ONNX cross-checks (CI installs every extra).
+#: At least every format's own runtime and the ONNX cross-checks (CI installs every extra); a new backend adds its own.
 ALL_RUNTIMES = {"onnxruntime", "torchscript", "coreml", "ncnn", "executorch", "litert",
                 "openvino", "opencv", "opencv-classic", "tract"}
 PRECISIONS = {
@@ -45,7 +45,7 @@ def test_every_runtime_classifies_the_heldout_digits_like_pytorch(precision, hel
     report = verify(export_dir, images=heldout, samples=0, progress=False)
     verdicts = {r.key: (r.status, r.error, r.accuracy) for r in report.runtimes}
     assert report.passed, verdicts
-    assert {r.runtime for r in report.runtimes} == ALL_RUNTIMES
+    assert {r.runtime for r in report.runtimes} >= ALL_RUNTIMES
     assert report.images == recorded["total"]
     eager = correct_count(report.reference["accuracy"], report.images)
     assert eager == recorded["correct"]

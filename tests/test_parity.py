@@ -67,7 +67,9 @@ def fp16_exports(tmp_path_factory):
 @pytest.mark.parametrize("arch", FP16_ARCHS)
 def test_every_fp16_artifact_passes_at_224(arch, fp16_exports):
     report = verify(fp16_exports(arch), samples=8, progress=False)
-    fp16 = [r for r in report.runtimes if r.precision == "fp16"]
+    # A cross-check's known problem (OpenCV classic on V1) is reported as unsupported, and does not count.
+    assert all(not r.required for r in report.runtimes if r.status == "unsupported")
+    fp16 = [r for r in report.runtimes if r.precision == "fp16" and r.status != "unsupported"]
     assert len(fp16) >= 3
     for r in fp16:
         assert r.status == "pass", (r.key, r.runtime, r.reason, r.error)
@@ -88,8 +90,11 @@ def _rehash(export_dir, key):
 
 
 def _mid_conv(model):
+    """The stored weights of the middle convolution: fp16 initializers reach it through a Cast to fp32."""
     convs = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1]
     weight_name = convs[len(convs) // 2].input[1]
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    weight_name = casts.get(weight_name, weight_name)
     return next(i for i in model.graph.initializer if i.name == weight_name)
 
 

@@ -61,6 +61,11 @@ def target_names() -> list[str]:
     return [b.name for b in target_backends()]
 
 
+def calibrated_targets() -> list[str]:
+    """Targets whose int8 needs calibration images (``--calib``)."""
+    return [b.name for b in target_backends() if b.target.int8_calibrates]
+
+
 def runtime_names() -> list[str]:
     return [b.runtime for b in backends() if b.runner is not None]
 

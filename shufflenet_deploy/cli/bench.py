@@ -24,6 +24,7 @@ from ..perf.bench import (
     export_for_bench,
     parse_threads,
 )
+from ..backends import calibrated_targets
 from ..errors import SdeployError
 from ..fsutil import write_text_atomic
 from ..perf.opprofile import DEFAULT_RUNS as PROFILE_RUNS
@@ -56,7 +57,8 @@ def _model_options(func):
               help="With --arch: precision variants to export (repeat or comma-separate; default fp32).")
 @click.option("--half", is_flag=True, help="With --arch: also export fp16 variants (same as --precision fp32,fp16).")
 @click.option("--calib", type=click.Path(), default=None, metavar="DIR",
-              help="With --precision int8: calibration images for static int8 ONNX and LiteRT (any folder tree).")
+              help=f"With --precision int8: calibration images for the static int8 of {', '.join(calibrated_targets())} "
+                   "(any folder tree).")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=None,
               help="With --calib: use at most this many images (default: export's).")
 @click.option("--dynamic-batch", is_flag=True,
