@@ -130,7 +130,7 @@ def _fp16_storage_copy(model: nn.Module) -> nn.Module:
     BatchNorm is folded into the convolution before it first, as every converter does: a convolution's raw
     output never exists in an fp16 artifact, and rounding it would overflow where no runtime does.
     """
-    copied = _fold_batchnorm(copy.deepcopy(model).eval())
+    copied = fold_batchnorm(copy.deepcopy(model).eval())
     with torch.no_grad():
         for tensor in copied.state_dict().values():
             if tensor.is_floating_point():
@@ -141,7 +141,8 @@ def _fp16_storage_copy(model: nn.Module) -> nn.Module:
     return copied
 
 
-def _fold_batchnorm(model: nn.Module) -> nn.Module:
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Each Conv2d + BatchNorm2d pair of every Sequential as one convolution, in place (converters do the same)."""
     for module in list(model.modules()):
         if not isinstance(module, nn.Sequential):
             continue

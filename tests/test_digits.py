@@ -7,7 +7,13 @@ it may lose at most half a point.
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+import sys
+
 import pytest
+from conftest import REPO
 from digits_data import DIGITS_CHECKPOINT, write_digits
 
 from shufflenet_deploy.verify import verify
@@ -56,3 +62,27 @@ def test_every_runtime_classifies_the_heldout_digits_like_pytorch(precision, hel
             assert report.reference["accuracy"] - r.accuracy <= MAX_FP16_ACCURACY_DROP, (r.key, r.accuracy)
     if precision == "fp16":
         assert {r.precision for r in report.runtimes} == {"fp16", "fp32"}
+
+
+def readme_digits_lines() -> list[str]:
+    """The shell lines of the README's "Real-data check: handwritten digits" block, comments dropped."""
+    section = (REPO / "README.md").read_text().split("### Real-data check: handwritten digits", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_digits_commands_rebuild_the_committed_checkpoint_bit_for_bit(tmp_path):
+    """The README's four lines, as written, in a scratch copy of the repository's layout."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(REPO / "models" / "make_digits.py", tmp_path / "models")
+    lines = readme_digits_lines()
+    assert [line.split()[:2] for line in lines] == [["python", "models/make_digits.py"], ["sdeploy", "finetune"],
+                                                    ["sdeploy", "export"], ["sdeploy", "verify"]]  # fmt: skip
+    for line in lines:
+        words = shlex.split(line)
+        command = [sys.executable, *words[1:]] if words[0] == "python" else [sys.executable, "-m", "shufflenet_deploy", *words[1:]]
+        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=3000)
+        assert proc.returncode == 0, (line, proc.stdout[-2000:], proc.stderr[-2000:])
+    rebuilt = load_model(None, tmp_path / "models" / "digits_v2_x0_5.pt").weights
+    assert rebuilt.state_sha256 == load_model(None, DIGITS_CHECKPOINT).weights.state_sha256
+    assert "PASSED" in proc.stdout

@@ -217,3 +217,31 @@ def test_a_fail_row_prints_its_reason(export_cache):
     result = run_cli("verify", export_cache("v2_x0_5", "onnx"), "--samples", "2", "--atol", "0", "--no-locate")
     assert result.exit_code == 1
     assert re.search(r"onnx \(onnxruntime\): FAIL: max abs error \S+ > tolerance 0", result.stdout), result.stdout
+
+
+def test_opencv_classic_on_a_1x1_last_stage_is_a_known_problem_and_a_real_one(tmp_path):
+    """OpenCV 5.0's classic engine gets V2 wrong at 32 px (../shared/repro/opencv_classic_1x1.py): reported, not failed.
+
+    The second half runs the engine anyway, so this test fails once OpenCV fixes the bug and the
+    known problem should go.
+    """
+    cv2 = pytest.importorskip("cv2")
+    if not cv2.__version__.startswith("5.0."):
+        pytest.skip(f"the known problem is recorded for OpenCV 5.0, this is {cv2.__version__}")
+    from shufflenet_deploy.backends.opencv import OpenCvClassicRunner
+    from shufflenet_deploy.manifest import manifest_contract, read_manifest
+
+    out = tmp_path / "e32"
+    assert export("v2_x0_5", "onnx", weights="random", img_size=32, out=out, progress=False).ok
+    report = verify(out, samples=4, progress=False)
+    rows = {r.runtime: r for r in report.runtimes}
+    assert report.passed and rows["onnxruntime"].status == "pass"
+    assert rows["opencv-classic"].status == "unsupported" and "1x1 map" in rows["opencv-classic"].reason
+    manifest = read_manifest(out)
+    record = manifest["artifacts"]["onnx"]
+    inputs = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
+    expected = load_model("v2_x0_5", "random", img_size=32).model.eval()(torch.from_numpy(inputs)).detach().numpy()
+    runner = OpenCvClassicRunner(out, record, manifest_contract(manifest))
+    runner.load()
+    wrong = np.abs(runner.run(inputs) - expected).max()
+    assert wrong > 0.1 * (expected.max() - expected.min()), wrong

@@ -35,7 +35,7 @@ from ...modelio import PIXELS, Adapter
 from ...nets.common import Truncated, _is_classifier
 from ...nets.shufflenet_v1 import ShuffleV1Block
 from ...nets.shufflenet_v2 import InvertedResidual
-from ...tolerances import _fold_batchnorm
+from ...tolerances import fold_batchnorm
 
 
 def delegable(model: nn.Module, half: bool = False) -> nn.Module:
@@ -116,13 +116,13 @@ class _HalfCompute(nn.Module):
     """fp16 network behind fp32 input and output: what apps feed and read stays float32.
 
     BatchNorm is folded into the convolutions in fp32 first: XNNPACK would otherwise fold it after the
-    cast, in fp16, where ``beta - mean * scale`` loses the difference of two large numbers (the digits
-    model's stem: 110/359 right instead of 353/359).
+    cast, in fp16, where ``beta - mean * scale`` loses the difference of two large numbers (the
+    earlier digits checkpoint's stem: 110/359 right instead of 353/359).
     """
 
     def __init__(self, network: nn.Module):
         super().__init__()
-        self.network = _fold_batchnorm(copy.deepcopy(network).eval()).half()
+        self.network = fold_batchnorm(copy.deepcopy(network).eval()).half()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x.half()).float()

@@ -116,24 +116,15 @@ object Preprocess {
     }
 
     /** Step 4: HWC RGB pixels in [0, 255] -> CHW float32 network input in the contract's colour order. */
-    fun normalize(pixels: DoubleArray, contract: InputContract): FloatArray {
-        val plane = pixels.size / 3
-        val out = FloatArray(pixels.size)
-        val bgr = contract.colorOrder == "BGR"
-        for (channel in 0 until 3) {
-            val source = if (bgr) 2 - channel else channel
-            val mean = contract.mean[channel]
-            val std = contract.std[channel]
-            val offset = channel * plane
-            for (i in 0 until plane) {
-                out[offset + i] = ((pixels[i * 3 + source] * contract.scale - mean) / std).toFloat()
-            }
-        }
-        return out
-    }
+    fun normalize(pixels: DoubleArray, contract: InputContract): FloatArray =
+        normalizeTo(pixels, contract) { channel, i, plane -> channel * plane + i }
 
     /** Step 4 laid out as HWC (an NHWC input): element `(y * S + x) * 3 + c`, channels in the contract's order. */
-    fun normalizeHwc(pixels: DoubleArray, contract: InputContract): FloatArray {
+    fun normalizeHwc(pixels: DoubleArray, contract: InputContract): FloatArray =
+        normalizeTo(pixels, contract) { channel, i, _ -> i * 3 + channel }
+
+    /** Both layouts: `index(channel, pixel, plane)` places each value; inline, so the loop stays a plain loop. */
+    private inline fun normalizeTo(pixels: DoubleArray, contract: InputContract, index: (Int, Int, Int) -> Int): FloatArray {
         val plane = pixels.size / 3
         val out = FloatArray(pixels.size)
         val bgr = contract.colorOrder == "BGR"
@@ -142,7 +133,7 @@ object Preprocess {
             val mean = contract.mean[channel]
             val std = contract.std[channel]
             for (i in 0 until plane) {
-                out[i * 3 + channel] = ((pixels[i * 3 + source] * contract.scale - mean) / std).toFloat()
+                out[index(channel, i, plane)] = ((pixels[i * 3 + source] * contract.scale - mean) / std).toFloat()
             }
         }
         return out
