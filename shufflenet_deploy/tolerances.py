@@ -12,8 +12,8 @@ whose runtime computes in fp16 throughout declares larger ones): runtimes
 round at more points than the emulation (fp16 arithmetic, fused ops), but a
 converter bug (a dropped layer, swapped channels, a mis-scaled weight)
 shows up as error many times the floor.  The multiples come from measuring
-every fp16 artifact of every V2 arch and V1 g3/g8 at 224 over five seeds
-(the README's table).
+every fp16 artifact of every V2 arch at 224 over five seeds (the README's
+figures).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import http.server
 import os
 import subprocess
@@ -156,3 +158,29 @@ def export_cache(tmp_path_factory, worker_id):
 
     return get
 
+
+def faulty_exporter(target: str, unit: str, monkeypatch):
+    """Make ``target``'s converter scale the first conv of ``unit`` by 1.3, as a converter bug would.
+
+    The conv is recognised by its weights, not its name, so the fault follows it into the truncated networks
+    that ``--locate`` exports.
+    """
+    from shufflenet_deploy import load_model
+    from shufflenet_deploy.backends import get_backend
+
+    reference = load_model("v2_x0_5", "random").model
+    victim = next(m for m in reference.get_submodule(unit).modules() if isinstance(m, torch.nn.Conv2d))
+    fingerprint = hashlib.sha256(victim.weight.detach().numpy().tobytes()).hexdigest()
+    converter = type(get_backend(target).target)
+    original = converter.export
+
+    def export_with_fault(self, ctx):
+        ctx.model = copy.deepcopy(ctx.model)
+        for module in ctx.model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                if hashlib.sha256(module.weight.detach().numpy().tobytes()).hexdigest() == fingerprint:
+                    with torch.no_grad():
+                        module.weight.mul_(1.3)
+        return original(self, ctx)
+
+    monkeypatch.setattr(converter, "export", export_with_fault)

@@ -13,7 +13,7 @@ from importlib import metadata as importlib_metadata
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, run_cli
+from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, faulty_exporter, run_cli
 from digits_data import DIGITS_CHECKPOINT, INT8_MAX_EXTRA_ERRORS, recorded_heldout, write_digits
 
 from shufflenet_deploy import export, load_model
@@ -247,6 +247,21 @@ def test_locate_reexports_parts_through_the_target(export_cache):
     (result,) = report.runtimes
     assert result.status == "pass" and result.locate is not None and "error" not in result.locate, result.locate
     assert result.first_divergent_unit is None and result.locate["probes"]
+
+
+@pytest.mark.slow
+def test_a_real_defect_in_an_fp16_pte_fails_despite_the_wider_fp16_rule(tmp_path, monkeypatch):
+    """ExecuTorch's fp16 may be 8x the floor (24x its cosine gap); one layer scaled by 1.3 must still fail."""
+    out = tmp_path / "export"
+    assert export("v2_x0_5", "executorch", weights="random", half=True, out=out, progress=False).ok
+    sound = verify(out, samples=8, locate=False, progress=False)
+    assert sound.passed and sound.runtimes[0].tolerance_rule.startswith("fp16: 8x the measured fp16 floor")
+    faulty_exporter("executorch", "stage3.2", monkeypatch)
+    faulty = tmp_path / "faulty"
+    assert export("v2_x0_5", "executorch", weights="random", half=True, out=faulty, progress=False).ok
+    (row,) = verify(faulty, samples=8, locate=True, progress=False).runtimes
+    assert row.status == "fail", (row.max_abs_error, row.atol, row.min_cosine)
+    assert row.first_divergent_unit == "stage3.2"
 
 
 @pytest.mark.slow

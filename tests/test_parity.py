@@ -3,8 +3,6 @@ fp16 floor (and still failing real defects), ``--locate`` on injected faults, an
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import re
 import shlex
@@ -14,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, run_cli, run_sdeploy
+from conftest import REPO, TEST_IMG_SIZE, assert_one_line_error, faulty_exporter, run_cli, run_sdeploy
 
 from shufflenet_deploy import export, load_model, verify
 from shufflenet_deploy.backends import get_backend
@@ -118,30 +116,6 @@ def test_a_real_defect_in_an_fp16_artifact_still_fails(defect, fp16_exports, tmp
 
 
 # ---------------------------------------------------------------- --locate
-
-
-def faulty_exporter(target: str, unit: str, monkeypatch):
-    """Make ``target``'s converter scale the first conv of ``unit`` by 1.3, as a converter bug would.
-
-    The conv is recognised by its weights, not its name, so the fault follows it into the truncated networks
-    that ``--locate`` exports.
-    """
-    reference = load_model("v2_x0_5", "random").model
-    victim = next(m for m in reference.get_submodule(unit).modules() if isinstance(m, torch.nn.Conv2d))
-    fingerprint = hashlib.sha256(victim.weight.detach().numpy().tobytes()).hexdigest()
-    converter = type(get_backend(target).target)
-    original = converter.export
-
-    def export_with_fault(self, ctx):
-        ctx.model = copy.deepcopy(ctx.model)
-        for module in ctx.model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                if hashlib.sha256(module.weight.detach().numpy().tobytes()).hexdigest() == fingerprint:
-                    with torch.no_grad():
-                        module.weight.mul_(1.3)
-        return original(self, ctx)
-
-    monkeypatch.setattr(converter, "export", export_with_fault)
 
 
 @pytest.mark.slow
