@@ -15,9 +15,14 @@ as_root() {
 TORCH_CPU_INDEX="${SDEPLOY_TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
 
 install_torch() {
-    if [ "$(uname -s)" = Linux ] && [ -n "$TORCH_CPU_INDEX" ] && reachable "$TORCH_CPU_INDEX"; then
+    if [ "$(uname -s)" != Linux ]; then
+        python -m pip install --quiet torch==2.13.0
+    elif [ -n "$TORCH_CPU_INDEX" ] && reachable "$TORCH_CPU_INDEX"; then
         python -m pip install --quiet torch==2.13.0 --index-url "$TORCH_CPU_INDEX"
     else
+        echo "warning: PyTorch's CPU index ${TORCH_CPU_INDEX:-(none)} cannot be reached; installing torch 2.13.0 from" \
+             "your pip index instead. Unless it holds a CPU wheel, that is PyPI's CUDA build (several GB);" \
+             "stop with Ctrl-C and set SDEPLOY_TORCH_INDEX to a reachable CPU index to avoid it." >&2
         python -m pip install --quiet torch==2.13.0
     fi
 }
@@ -37,9 +42,14 @@ ensure_venv() {
     local extras="$1" stamp=".venv/.sdeploy-setup"
     local want
     want="$extras $(sha256sum pyproject.toml | cut -c1-16)"
-    if [ ! -x .venv/bin/python ]; then
+    # activate, not python: a venv made without ensurepip (Debian's python3-venv missing) has python only.
+    if [ ! -f .venv/bin/activate ]; then
         step "creating the virtual environment .venv"
-        python3 -m venv .venv
+        if ! python3 -m venv --clear .venv; then
+            rm -rf .venv
+            echo "Error: python3 -m venv failed; install Python's venv module (Debian/Ubuntu: apt-get install python3-venv) and run this again" >&2
+            exit 1
+        fi
     fi
     # shellcheck disable=SC1091
     . .venv/bin/activate
