@@ -297,7 +297,8 @@ class Backend:
         require_modules(self.modules, self.extra, f"--target {self.name}")
 
 
-def crosscheck_backend(runner: type[Runner], summary: str, package: str, color: str, order: int) -> Backend:
-    """The record of a second, independent runtime for ONNX artifacts, which verify runs by default when installed."""
-    return Backend(name=runner.name, summary=summary, format="onnx", runner=runner, extra="crosscheck",
+def crosscheck_backend(runner: type[Runner], fmt: str, summary: str, package: str, color: str,
+                       order: int) -> Backend:  # fmt: skip
+    """The record of a second, independent runtime for ``fmt`` artifacts; verify runs it by default when installed."""
+    return Backend(name=runner.name, summary=summary, format=fmt, runner=runner, extra="crosscheck",
                    packages=(package,), crosscheck=True, color=color, order=order)  # fmt: skip

@@ -59,13 +59,14 @@ class OpenCvClassicRunner(OpenCvRunner):
             return ("OpenCV 5.0's classic engine averages padded 3x3 pools (ShuffleNet V1's stride-2 shortcut) "
                     "wrongly, without an error")
         if manifest["input"]["img_size"] <= LAST_STAGE_STRIDE:
-            return ("OpenCV 5.0's classic engine computes ShuffleNet V2 wrongly, without an error, when its last "
-                    f"stage runs on a 1x1 map (inputs of {LAST_STAGE_STRIDE} px or less); export at a larger --img-size")
+            return ("OpenCV 5.0's classic engine computes ShuffleNet V2 wrongly, without an error, when its "
+                    f"last stage runs on a 1x1 map (inputs of {LAST_STAGE_STRIDE} px or less); export at a larger "
+                    "--img-size")  # fmt: skip
         return None
 
 
 BACKENDS = tuple(
-    crosscheck_backend(runner, f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
+    crosscheck_backend(runner, "onnx", f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
                        "opencv-python-headless", color, order)
     for runner, engine, color, order in ((OpenCvRunner, "default", "tab:olive", 16),
                                          (OpenCvClassicRunner, "classic", "tab:brown", 17))

@@ -50,5 +50,5 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-")[0].split(".")[:2] if part.isdigit())
 
 
-BACKEND = crosscheck_backend(OpenVinoRunner, "OpenVINO CPU (f32): checks ONNX artifacts in a second runtime", "openvino",
-                             "tab:cyan", 15)
+BACKEND = crosscheck_backend(OpenVinoRunner, "onnx", "OpenVINO CPU (f32): checks ONNX artifacts in a second runtime",
+                             "openvino", "tab:cyan", 15)

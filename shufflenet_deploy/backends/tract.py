@@ -30,4 +30,4 @@ class TractRunner(Runner):
         return f"tract {self.version} (single-threaded)"
 
 
-BACKEND = crosscheck_backend(TractRunner, "tract (Sonos): checks ONNX artifacts in one more runtime", "tract", "tab:pink", 18)
+BACKEND = crosscheck_backend(TractRunner, "onnx", "tract (Sonos): checks ONNX artifacts in one more runtime", "tract", "tab:pink", 18)
