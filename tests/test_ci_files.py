@@ -93,7 +93,7 @@ def test_command_one_exports_the_bundled_model_offline_and_verifies_it():
 
 def _readme_apt_packages() -> list[str]:
     install = README.split("## Install by hand", 1)[1].split("\n## ", 1)[0]
-    line = next(line for line in install.splitlines() if "apt-get install" in line)
+    line = next(line for line in install.splitlines() if line.startswith("apt-get ") and "apt-get install" in line)
     return line.split("--no-install-recommends", 1)[1].split()
 
 
