@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -185,3 +186,27 @@ def test_readme_documents_every_option_of_every_command():
                 if opt.startswith("--") and opt != "--help" and not documented:
                     missing.append(f"sdeploy {name} {opt}")
     assert not missing, f"options README.md does not document: {missing}"
+
+
+def test_setup_without_the_venv_module_says_what_to_install_and_leaves_no_venv(tmp_path):
+    """Debian without python3-venv: `python3 -m venv` fails half-way; the scripts must not take that for an env."""
+    shutil.copytree(REPO / "scripts", tmp_path / "repo" / "scripts")
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "repo")
+    shim = tmp_path / "bin" / "python3"
+    shim.parent.mkdir()
+    shim.write_text(f"""#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+    mkdir -p .venv/bin && ln -sf {sys.executable} .venv/bin/python
+    echo "The virtual environment was not created successfully because ensurepip is not available." >&2
+    exit 1
+fi
+exec {sys.executable} "$@"
+""")
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "scripts/quickstart.sh"], cwd=tmp_path / "repo", env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "apt-get install python3-venv" in errors[0], done.stderr
+    assert not (tmp_path / "repo" / ".venv").exists()
