@@ -94,16 +94,35 @@ def private_tempdir(folder: Path) -> Iterator[Path]:
     whatever way the export ends.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    previous_dir, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    # torch's compile cache is a cache, not a temporary file, and the compile workers torch.export may start
+    # create it after an interrupted export has removed its staging: keep it where torch keeps it by default.
+    pinned = {"TMPDIR": str(folder), INDUCTOR_CACHE_ENV: os.environ.get(INDUCTOR_CACHE_ENV, _default_inductor_cache())}
+    previous_dir, previous_env = tempfile.tempdir, {name: os.environ.get(name) for name in pinned}
+    tempfile.tempdir = str(folder)
+    os.environ.update(pinned)
     try:
         yield folder
     finally:
         tempfile.tempdir = previous_dir
-        if previous_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous_env
+        for name, value in previous_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def _default_inductor_cache() -> str:
+    """torch's own default: ``<temp dir>/torchinductor_<user>``."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name (some containers): torch falls back the same way
+        user = "unknown"
+    return os.path.join(tempfile.gettempdir(), f"torchinductor_{user}")
 
 
 def pid_alive(pid: int) -> bool:

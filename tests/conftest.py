@@ -184,3 +184,13 @@ def faulty_exporter(target: str, unit: str, monkeypatch):
         return original(self, ctx)
 
     monkeypatch.setattr(converter, "export", export_with_fault)
+
+
+def assert_verifies_in_one_xnnpack_partition(export_dir, runtime: str, **kwargs):
+    """verify passes, and ``runtime`` (first: the format's own) ran the artifact as one XNNPACK partition."""
+    from shufflenet_deploy import verify
+
+    report = verify(export_dir, progress=False, **kwargs)
+    assert report.passed, [(r.key, r.status, r.max_abs_error, r.atol, r.error, r.reason) for r in report.runtimes]
+    assert report.runtimes[0].runtime == runtime and "XNNPACK (1 partition)" in report.runtimes[0].description
+    return report

@@ -200,7 +200,7 @@ def test_cli_errors_are_one_line(tmp_path, export_dir):
     assert_one_line_error(run_cli("bench", "--arch", "v2_x0_5", "--calib", tmp_path), "--calib", "--precision int8")
     assert_one_line_error(run_cli("bench", export_dir, "--runtime", "tensorrt"), "tensorrt")
     assert_one_line_error(run_cli("profile", "v3_x1_0"), "unknown architecture 'v3_x1_0'")
-    assert_one_line_error(run_cli("profile", "v2_x0_5", "--img-size", "16"), "too small")
+    assert_one_line_error(run_cli("profile", "v2_x0_5", "--img-size", "16"), "'--img-size': 16 is not in the range 32<=x")
 
 
 def test_cli_runtime_filter_can_leave_nothing(export_dir):

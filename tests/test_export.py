@@ -321,7 +321,7 @@ def test_missing_converter_names_the_extra(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--img-size", "16"], ["image size 16 is too small", "--img-size 32 or more"]),
+        (["--img-size", "16"], ["'--img-size': 16 is not in the range 32<=x<=2048"]),
         (["--target", "tensorrt"], ["unknown target 'tensorrt'", "choose from " + ", ".join([*target_names(), "all"])]),
         (["--opset", "99"], ["--opset 99 is not supported"]),
         (["--num-classes", "3", "--labels", "LABELS4"], ["has 4 lines but the model has 3 classes"]),

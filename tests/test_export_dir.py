@@ -211,14 +211,23 @@ def _staging(out: Path) -> list[Path]:
     return [p for p in out.glob(".sdeploy-staging-*")] if out.exists() else []
 
 
+def _default_signals() -> None:
+    """A terminal's Ctrl-C: test workers may run with SIGINT ignored, which a child inherits (and sdeploy honours)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_clean_up_and_say_so(sig, export_cache, tmp_path):
     export_dir = fresh_onnx_export(export_cache, tmp_path)
     before = snapshot(export_dir)
     proc = subprocess.Popen([sys.executable, "-m", "shufflenet_deploy", "export", "--arch", "v2_x0_5", "--weights",
                              "random", "--img-size", str(TEST_IMG_SIZE), "--target", "coreml", "--out",
-                             str(export_dir), "-q"], stderr=subprocess.PIPE, text=True)  # fmt: skip
-    _wait_for(lambda: bool(_staging(export_dir)) or proc.poll() is not None)
+                             str(export_dir), "-q"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)  # fmt: skip
+    # Inside the converter: the target's own staging folder exists.
+    _wait_for(lambda: any((p / "coreml").exists() for p in _staging(export_dir)) or proc.poll() is not None)
+    assert proc.poll() is None, "the export ended before it could be interrupted"
     proc.send_signal(sig)
     stderr = proc.communicate(timeout=300)[1]
     assert proc.returncode == 1, stderr

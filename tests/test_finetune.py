@@ -311,7 +311,7 @@ def test_committed_digits_model_reproduces_its_recorded_heldout_accuracy(digits)
     contract = loaded.weights.contract
     assert (contract.img_size, contract.resize_size) == (64, 64)  # crop ratio 1: the digit is never cut
     training = loaded.weights.extra["training"]
-    assert "--weights random" in training["command"] and "--no-flip" in training["command"]
+    assert "--weights none" in training["command"] and "--no-flip" in training["command"]
     recorded = training["heldout"]
     assert recorded["accuracy"] >= 0.95
     # Through verify's own input pipeline, so this is also the reference 'sdeploy verify --images' shows.

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TEST_IMG_SIZE, assert_one_line_error, run_cli
+from conftest import TEST_IMG_SIZE, assert_one_line_error, assert_verifies_in_one_xnnpack_partition, run_cli
 from digits_data import DIGITS_CHECKPOINT, INT8_MAX_EXTRA_ERRORS, recorded_heldout, write_digits
 
 from shufflenet_deploy import export, load_model
@@ -41,13 +41,6 @@ def only_record(export_dir) -> tuple[dict, dict]:
 
 def artifact_bytes(export_dir) -> bytes:
     return (export_dir / only_record(export_dir)[1]["path"]).read_bytes()
-
-
-def assert_verifies(export_dir, **kwargs):
-    report = verify(export_dir, progress=False, **kwargs)
-    assert report.passed, [(r.key, r.status, r.max_abs_error, r.atol, r.error, r.reason) for r in report.runtimes]
-    assert report.runtimes[0].runtime == "litert" and "XNNPACK (1 partition)" in report.runtimes[0].description
-    return report
 
 
 # ---------------------------------------------------------------- options (no conversion)
@@ -135,7 +128,7 @@ def test_fp32_passes_verify_fully_delegated(arch, export_cache):
     assert details["fully_delegated"] and details["xnnpack_partitions"] == 1 and details["ops_outside_xnnpack"] == {}
     assert "pads with zeros" in details["maxpool_zero_padding"]
     assert all(details["converter_versions"][p] for p in ("litert-torch", "ai-edge-litert", "ai-edge-quantizer"))
-    report = assert_verifies(export_dir, samples=4)
+    report = assert_verifies_in_one_xnnpack_partition(export_dir, samples=4, runtime="litert")
     assert report.runtimes[0].max_rel_error <= 1e-4
 
 
@@ -145,7 +138,7 @@ def test_nhwc_at_224_passes_verify_with_image_metadata(export_cache):
     _, record = only_record(export_dir)
     assert record["path"] == "v2_x0_5-nhwc.tflite" and record["inputs"][0]["shape"] == [1, 224, 224, 3]
     assert record["inputs"][0]["layout"] == "NHWC" and record["details"]["fully_delegated"]
-    assert_verifies(export_dir, samples=3)
+    assert_verifies_in_one_xnnpack_partition(export_dir, samples=3, runtime="litert")
     (image,) = read_metadata(artifact_bytes(export_dir))["subgraphs"][0]["inputs"]
     assert image["content"] == {"kind": "image", "color_space": "RGB", "size": [224, 224]}
     assert image["dimension_names"] == ["batch", "height", "width", "channels"]
@@ -159,7 +152,7 @@ def test_fp16_weights_pass_verify_at_half_the_size(export_cache):
     assert record["details"]["fully_delegated"] and "float_casting" in record["exporter"]
     fp32_size = only_record(export_cache("v2_x0_5", "litert"))[1]["size"]
     assert record["size"] < 0.55 * fp32_size
-    assert_verifies(export_dir, samples=4)
+    assert_verifies_in_one_xnnpack_partition(export_dir, samples=4, runtime="litert")
     metadata = read_metadata(artifact_bytes(export_dir))
     assert (metadata["author"], metadata["license"]) == ("Jane Doe", "MIT")
 
@@ -174,7 +167,8 @@ def test_pixel_input_with_softmax_and_a_fixed_batch_passes_verify(export_cache):
     assert record["outputs"][0]["kind"] == "probabilities" and record["outputs"][0]["shape"] == [2, 1000]
     # Only the uint8 -> float CAST in front stays on the reference kernels.
     assert record["details"]["xnnpack_partitions"] == 1 and record["details"]["ops_outside_xnnpack"] == {"CAST": 1}
-    assert_verifies(export_dir, samples=3)  # 3 inputs on a batch of 2: the runner pads the last batch
+    # 3 inputs on a batch of 2: the runner pads the last batch
+    assert_verifies_in_one_xnnpack_partition(export_dir, samples=3, runtime="litert")
     (image,) = read_metadata(artifact_bytes(export_dir))["subgraphs"][0]["inputs"]
     # The contract is inside the model: the metadata tells apps to feed pixels unchanged.
     assert image["normalization"] == {"mean": [0.0] * 3, "std": [1.0] * 3}

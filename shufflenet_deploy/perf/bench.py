@@ -253,7 +253,9 @@ def bench(
         workdir = Path(tmp)
         position = 0
         for index, plan in enumerate(plans):
-            state_dict_path = workdir / f"{index}-state_dict.pt"
+            # torch.save names its zip records after the file: "state_dict.pt", as users save it, for every model.
+            state_dict_path = workdir / str(index) / "state_dict.pt"
+            state_dict_path.parent.mkdir()
             model = _describe_model(plan, state_dict_path, progress)
             settings = {"runs": runs, "warmup": warmup, "threads": counts, "batch": batch}
             for key in [None, *plan.keys]:  # None: the eager model, first, as every ratio refers to it

@@ -68,9 +68,10 @@ BACKEND = Backend(
     ),  # fmt: skip
     bench_variants={"fp32": {}, "fp16": {"half": True}, "int8": {"quantize": "int8"}},
     # XNNPACK's fp16 kernels accumulate in fp16, so a sound .pte lands further from the floor than the
-    # other fp16 artifacts: up to 4.0x its max abs error and 10.4x its cosine gap (V2 0.5x/1.0x, V1 g3 at
-    # 224, seeds 0-1), against 1.5x and 2x for the others.
-    tolerances={"fp16": Fp16Rule(abs_multiple=8.0, cosine_multiple=24.0)},
+    # other fp16 artifacts, the more so the wider the network: up to 7.1x its max abs error and 48x its
+    # cosine gap (every V2 width and V1 g3/g8 at 64 px, V2 0.5x/1.0x and V1 g3 at 224), against 1.5x and
+    # 2x for the others. One conv scaled by 1.3 gives 49-89x and 2600-5900x.
+    tolerances={"fp16": Fp16Rule(abs_multiple=12.0, cosine_multiple=96.0)},
     apps={"android": AppBinding("model.pte", default=True, check=_check_android_app)},
     color="tab:red",
     order=50,
