@@ -62,6 +62,9 @@ function watch(page) {
 async function open(context, url) {
   const page = await context.newPage();
   page.setDefaultTimeout(timeout);
+  // Playwright turns file-chooser interception on when the first listener is added, asynchronously: a click
+  // before that opens Chromium's own dialog and no filechooser event arrives (a flaky failure). On from the start.
+  page.on('filechooser', () => {});
   const log = watch(page);
   await page.addInitScript(() => {
     window.__longTasks = [];
@@ -224,9 +227,10 @@ async function keyboard(browser, out) {
     await page.evaluate(() => window.scrollTo(0, 0));
     const before = await page.evaluate(() => Number(document.getElementById('results').dataset.count));
     const chooser = page.waitForEvent('filechooser', { timeout: 10000 }).catch(() => null);
+    const focusedBefore = await page.evaluate(() => document.activeElement && document.activeElement.id);
     await page.keyboard.press(key === ' ' ? 'Space' : key);
     const fileChooser = await chooser;
-    const entry = { target, key: key === ' ' ? 'Space' : key, opened: Boolean(fileChooser), scrollY: await page.evaluate(() => window.scrollY) };
+    const entry = { target, key: key === ' ' ? 'Space' : key, opened: Boolean(fileChooser), scrollY: await page.evaluate(() => window.scrollY), focusedBefore };
     if (fileChooser) {
       await fileChooser.setFiles(image);
       await settled(page, before + 1);
