@@ -23,5 +23,5 @@ ensure_venv "all,test"
 step "installing the web demo's locked npm packages (web_demo/node_modules)"
 (cd web_demo && npm ci --no-audit --no-fund --loglevel=error)
 
-step "running the tests: python -m pytest -n 2 (about 32 minutes on 2 cores)"
+step "running the tests: python -m pytest -n 2 (about 25 minutes on 2 cores)"
 python -m pytest -n 2
