@@ -18,6 +18,9 @@ from .base import AppBinding, Artifact, Backend, ExportContext, Runner, Target, 
 from .onnx_int8 import quantize_int8
 from .options import ExportOptions, Option
 
+#: The manifest format of .onnx artifacts; the ONNX cross-check runtimes take it from here.
+FORMAT = "onnx"
+
 #: The torch.export-based exporter emits opset 18 or newer; older runtimes need the TorchScript exporter.
 DYNAMO_MIN_OPSET = 18
 DEFAULT_OPSET = 18
@@ -73,7 +76,7 @@ class OnnxTarget(Target):
         return Artifact(
             key=self.key(options),
             target=self.name,
-            format="onnx",
+            format=FORMAT,
             files=[name],
             precision=precision,
             inputs=[ctx.input_spec(INPUT_NAME, batch)],
@@ -204,7 +207,7 @@ class OnnxRuntimeRunner(Runner):
 BACKEND = Backend(
     name="onnx",
     summary="ONNX model (.onnx) via torch.export, simplified with onnxsim; runs in onnxruntime",
-    format="onnx",
+    format=FORMAT,
     target=OnnxTarget(),
     runner=OnnxRuntimeRunner,
     files="<arch>.onnx (-fp16, -int8)",

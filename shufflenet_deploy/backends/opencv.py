@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Runner, crosscheck_backend
+from .onnx import FORMAT as ONNX_FORMAT
 
 LAST_STAGE_STRIDE = 32
 
@@ -66,7 +67,7 @@ class OpenCvClassicRunner(OpenCvRunner):
 
 
 BACKENDS = tuple(
-    crosscheck_backend(runner, "onnx", f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
+    crosscheck_backend(runner, ONNX_FORMAT, f"OpenCV 5 DNN, {engine} engine: checks ONNX artifacts in another runtime",
                        "opencv-python-headless", color, order)
     for runner, engine, color, order in ((OpenCvRunner, "default", "tab:olive", 16),
                                          (OpenCvClassicRunner, "classic", "tab:brown", 17))

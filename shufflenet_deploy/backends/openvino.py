@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Runner, crosscheck_backend
+from .onnx import FORMAT as ONNX_FORMAT
 
 
 class OpenVinoRunner(Runner):
@@ -50,5 +51,6 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-")[0].split(".")[:2] if part.isdigit())
 
 
-BACKEND = crosscheck_backend(OpenVinoRunner, "onnx", "OpenVINO CPU (f32): checks ONNX artifacts in a second runtime",
-                             "openvino", "tab:cyan", 15)
+BACKEND = crosscheck_backend(OpenVinoRunner, ONNX_FORMAT,
+                             "OpenVINO CPU (f32): checks ONNX artifacts in a second runtime", "openvino",
+                             "tab:cyan", 15)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Runner, crosscheck_backend
+from .onnx import FORMAT as ONNX_FORMAT
 
 
 class TractRunner(Runner):
@@ -30,4 +31,5 @@ class TractRunner(Runner):
         return f"tract {self.version} (single-threaded)"
 
 
-BACKEND = crosscheck_backend(TractRunner, "onnx", "tract (Sonos): checks ONNX artifacts in one more runtime", "tract", "tab:pink", 18)
+BACKEND = crosscheck_backend(TractRunner, ONNX_FORMAT, "tract (Sonos): checks ONNX artifacts in one more runtime",
+                             "tract", "tab:pink", 18)
