@@ -72,11 +72,10 @@ def locate(model: nn.Module, manifest: dict, record: dict, runtime: str, inputs:
         raise SdeployError("--locate needs the export options recorded in the manifest, which this export predates; "
                            "re-export it with this sdeploy")  # fmt: skip
     names = [name for name, _ in model.units()]
-    fp16 = record["precision"] == "fp16"
-    multiple = fp16_rule(record).abs_multiple
-    rule = (f"relative error over {multiple:g}x the fp16 floor of the network up to the unit" if fp16
+    fp16_multiple = fp16_rule(record).abs_multiple if record["precision"] == "fp16" else None
+    rule = (f"relative error over {fp16_multiple:g}x the fp16 floor of the network up to the unit" if fp16_multiple
             else f"relative error over {threshold:.2g}")  # fmt: skip
-    probe = _Prober(model, manifest, record, runtime, inputs[:LOCATE_INPUTS], threshold, fp16, progress)
+    probe = _Prober(model, manifest, record, runtime, inputs[:LOCATE_INPUTS], threshold, fp16_multiple, progress)
     low, high = 0, len(names) - 1  # invariant: units before `low` are fine; unit `high` diverges
     if not probe(high).diverged:
         return LocateResult(None, rule, None, None, probe.seen,
@@ -95,9 +94,9 @@ def locate(model: nn.Module, manifest: dict, record: dict, runtime: str, inputs:
 class _Prober:
     """Error of the network cut after unit k, in the artifact's runtime; each k is exported once."""
 
-    def __init__(self, model, manifest, record, runtime, inputs, threshold, fp16, progress):
+    def __init__(self, model, manifest, record, runtime, inputs, threshold, fp16_multiple, progress):
         self.model, self.manifest, self.record, self.runtime = model, manifest, record, runtime
-        self.inputs, self.threshold, self.fp16, self.progress = inputs, threshold, fp16, progress
+        self.inputs, self.threshold, self.fp16_multiple, self.progress = inputs, threshold, fp16_multiple, progress
         self.cache: dict[int, UnitError] = {}
 
     @property
@@ -114,9 +113,9 @@ class _Prober:
             spread = float(expected.max() - expected.min()) or 1.0
             error = float(np.abs(actual.astype(np.float64) - expected).max()) if actual.shape == expected.shape else np.inf
             threshold = self.threshold
-            if self.fp16:
+            if self.fp16_multiple:
                 floor = fp16_floor(part, self.inputs, expected.reshape(len(self.inputs), -1))
-                threshold = max(fp16_rule(self.record).abs_multiple * floor.max_abs_error / spread, self.threshold)
+                threshold = max(self.fp16_multiple * floor.max_abs_error / spread, self.threshold)
             self.cache[index] = UnitError(part.names[-1], index, error, error / spread, threshold)
         return self.cache[index]
 

@@ -162,7 +162,9 @@ def limits(record: dict, reference: np.ndarray, floor: Fp16Floor | None, atol: f
     spread = float(reference.max() - reference.min()) or 1.0
     own = format_backend(record["format"]).tolerances.get(precision)
     if precision == "fp16" and floor is not None and (own is None or isinstance(own, Fp16Rule)):
-        return _fp16_limits(floor, spread, atol, fp16_rule(record))
-    tolerance = own or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
+        return _fp16_limits(floor, spread, atol, own or FP16_RULE)
+    # An Fp16Rule needs a floor; without one the fixed fp16 tolerance applies, as for every format.
+    fixed = own if isinstance(own, Tolerance) else None
+    tolerance = fixed or DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"])
     rule = f"{precision}: {tolerance.max_rel_error:g} of the logit range, cosine {tolerance.min_cosine}"
     return Limits(atol if atol is not None else tolerance.max_rel_error * spread, tolerance.min_cosine, rule)

@@ -343,3 +343,11 @@ def test_digits_fp32_fp16_and_int8_keep_their_accuracy(digits_exports):
     assert correct["executorch-int8"] >= recorded["correct"] - INT8_MAX_EXTRA_ERRORS, correct
     for runtime in report.runtimes:
         assert runtime.status == "pass", (runtime.key, runtime.max_abs_error, runtime.atol, runtime.reason)
+
+
+def test_the_fp16_rule_needs_a_floor_and_without_one_the_fixed_fp16_tolerance_applies():
+    from shufflenet_deploy.tolerances import DEFAULT_TOLERANCES, limits
+
+    reference = np.array([[0.0, 10.0]])
+    fixed = limits({"precision": "fp16", "format": "pte"}, reference, None)
+    assert (fixed.atol, fixed.min_cosine) == (10.0 * DEFAULT_TOLERANCES["fp16"].max_rel_error, 0.99)
