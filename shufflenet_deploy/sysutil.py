@@ -61,12 +61,11 @@ def captured_output(log: io.StringIO, loggers: tuple[str, ...] = TORCH_LOGGERS, 
 
 
 @contextlib.contextmanager
-def native_stderr_to_python(drop: tuple[str, ...] = ()) -> Iterator[None]:
-    """Send what native code writes to file descriptor 2 during the block to Python's ``sys.stderr``, minus ``drop``.
+def native_stderr_captured(lines: list[str]) -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2 during the block into ``lines``, once it ends.
 
-    C++ converters and runtimes (absl, TFLite, oneDNN) log straight to
-    descriptor 2, past ``contextlib.redirect_stderr``; routed through
-    ``sys.stderr``, their lines land in the export log like everything else.
+    C++ converters and runtimes (absl, TFLite, oneDNN, ExecuTorch's cpuinfo) log straight to descriptor 2,
+    past ``contextlib.redirect_stderr``.
     """
     if sys.__stderr__ is None:  # no descriptor 2 to take over (pythonw, some embedders)
         yield
@@ -81,8 +80,19 @@ def native_stderr_to_python(drop: tuple[str, ...] = ()) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            lines = sink.read().decode("utf-8", errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if line.rstrip() not in drop))
+            lines.extend(sink.read().decode("utf-8", errors="replace").splitlines(keepends=True))
+
+
+@contextlib.contextmanager
+def native_stderr_to_python(drop: tuple[str, ...] = ()) -> Iterator[None]:
+    """Send native code's descriptor-2 output in the block to Python's ``sys.stderr``, minus the lines in ``drop``,
+    so it lands in the export log like everything else."""
+    lines: list[str] = []
+    try:
+        with native_stderr_captured(lines):
+            yield
+    finally:
+        sys.stderr.write("".join(line for line in lines if line.rstrip() not in drop))
 
 
 @contextlib.contextmanager

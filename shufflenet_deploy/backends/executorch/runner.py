@@ -12,49 +12,27 @@ counts take turns (``sdeploy bench --threads 1,all`` keeps several alive).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
-from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ...sysutil import native_stderr_captured
 from ..base import Runner
 
 METADATA_METHOD = "sdeploy_metadata"
 _pool = {"generation": 0}
 
 
-@contextlib.contextmanager
-def _native_stderr_dropped() -> Iterator[None]:
-    """Drop what C++ code writes to descriptor 2 in the block (past Python's redirections).
-
-    Only around the pool calls: creating the pool logs five lines of cpuinfo probing, and every resize
-    one more, all informational; loading and running keep their error messages.
-    """
-    if sys.__stderr__ is None:
-        yield
-        return
-    sys.__stderr__.flush()
-    saved, sink = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(sink, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(sink)
-
-
 def pool_generation(threads: int | None) -> tuple[int, int]:
     """Resize the thread pool to ``threads`` (None: keep it); its generation and size (module docstring)."""
     from executorch.extension.pybindings import portable_lib
 
-    with _native_stderr_dropped():  # the first call creates the pool
+    # The first call creates the pool, which logs five lines of cpuinfo probing, and every resize one more,
+    # all informational: dropped. Loading and running keep their error messages.
+    with native_stderr_captured([]):
         if threads and portable_lib._threadpool_get_thread_count() != threads:
             portable_lib._unsafe_reset_threadpool(threads)
             _pool["generation"] += 1
